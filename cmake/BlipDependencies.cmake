@@ -1,0 +1,26 @@
+# Every dependency comes from a Debian package (scripts/install_deps.sh installs them).
+find_package(Torch REQUIRED)
+find_package(Threads REQUIRED)
+find_package(PkgConfig REQUIRED)
+find_package(yaml-cpp REQUIRED)
+find_package(nlohmann_json 3.9 REQUIRED)
+find_package(ICU REQUIRED COMPONENTS uc)
+
+if(BLIP_WITH_OPENCV)
+  find_package(OpenCV REQUIRED COMPONENTS core imgcodecs imgproc)
+endif()
+if(BLIP_WITH_SENTENCEPIECE)
+  pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
+endif()
+
+# Torch's exported flags (e.g. -D_GLIBCXX_USE_CXX11_ABI) must reach every translation unit.
+separate_arguments(BLIP_TORCH_CXX_FLAGS UNIX_COMMAND "${TORCH_CXX_FLAGS}")
+
+# c10d's Gloo process group is compiled into Debian's libtorch; its headers include gloo's.
+if(BLIP_WITH_DISTRIBUTED)
+  find_path(GLOO_INCLUDE_DIR gloo/config.h)
+  if(NOT GLOO_INCLUDE_DIR)
+    message(WARNING "gloo headers not found (apt install libgloo-dev): building without c10d")
+    set(BLIP_WITH_DISTRIBUTED OFF)
+  endif()
+endif()

@@ -1,0 +1,7 @@
+#include "blip/error.h"
+
+namespace blip {
+
+void fail(const std::string& what, const std::string& reason) { throw Error(what + ": " + reason); }
+
+}  // namespace blip
