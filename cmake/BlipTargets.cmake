@@ -18,7 +18,7 @@ function(blip_area name)
   set_property(GLOBAL APPEND PROPERTY BLIP_AREAS blip_${name})
 endfunction()
 
-blip_area(core DEPS torch)
+blip_area(core)
 blip_area(io DEPS blip_core torch nlohmann_json::nlohmann_json)
 set(_text_deps blip_core ICU::uc)
 if(BLIP_WITH_SENTENCEPIECE)
