@@ -71,3 +71,26 @@ if(BLIP_WITH_DISTRIBUTED)
   target_compile_definitions(blip PUBLIC BLIP_WITH_DISTRIBUTED=1)
 endif()
 target_link_libraries(blip PUBLIC ${_pub})
+
+# SentencePiece lives in a plugin loaded at run time with RTLD_DEEPBIND (see
+# src/sentencepiece_plugin/plugin_abi.h): Debian's libsentencepiece and libtorch's libprotobuf
+# cannot share one global symbol scope.
+if(BLIP_WITH_SENTENCEPIECE)
+  add_library(blip_sentencepiece MODULE ${PROJECT_SOURCE_DIR}/src/sentencepiece_plugin/plugin.cpp)
+  target_compile_options(blip_sentencepiece PRIVATE ${BLIP_WARNINGS})
+  target_link_libraries(blip_sentencepiece PRIVATE PkgConfig::SENTENCEPIECE)
+  set_target_properties(blip_sentencepiece PROPERTIES
+    PREFIX "lib" LIBRARY_OUTPUT_DIRECTORY "${PROJECT_BINARY_DIR}/lib"
+    CXX_VISIBILITY_PRESET hidden)
+  install(TARGETS blip_sentencepiece LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/blip)
+endif()
+if(TARGET blip_text)
+  target_link_libraries(blip_text PUBLIC ${CMAKE_DL_LIBS})
+  target_compile_definitions(blip_text PRIVATE
+    BLIP_PLUGIN_BUILD_DIR="${PROJECT_BINARY_DIR}/lib"
+    BLIP_PLUGIN_INSTALL_DIR="${CMAKE_INSTALL_FULL_LIBDIR}/blip")
+  if(TARGET blip_sentencepiece)
+    add_dependencies(blip_text blip_sentencepiece)
+  endif()
+endif()
+target_link_libraries(blip PUBLIC ${CMAKE_DL_LIBS})
