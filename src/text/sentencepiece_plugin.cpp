@@ -43,8 +43,10 @@ const PluginApi& plugin() {
   std::call_once(once, [] {
     std::string tried;
     for (const auto& candidate : sentencepiece_plugin_candidates()) {
-      // RTLD_DEEPBIND: sentencepiece must bind to its bundled protobuf, not libtorch's.
-      void* lib = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      // A link-map namespace of its own: sentencepiece binds to its bundled protobuf, not
+      // libtorch's, and to its own libstdc++ iostreams. (RTLD_DEEPBIND isolated protobuf but made
+      // sentencepiece's logging write to an uninitialised std::cerr, a segfault in Train().)
+      void* lib = dlmopen(LM_ID_NEWLM, candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
       if (lib == nullptr) {
         const char* why = dlerror();
         tried += "\n  " + candidate + ": " + (why ? why : "not loadable");
