@@ -1,0 +1,6 @@
+#include <gtest/gtest.h>
+
+#include "blip/config.h"
+#include "common/fixtures.h"
+
+TEST(Config, Placeholder) { SUCCEED(); }
