@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <string>
 #include <system_error>
@@ -130,6 +131,17 @@ ImageU8 decode_image_bytes(const std::uint8_t* data, std::size_t size, const std
 #ifdef BLIP_WITH_OPENCV
   if (size > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     fail(what, "file too large for the decoder (" + std::to_string(size) + " bytes)");
+  // A PNG that stops after its image data but before IEND is decoded with IEND appended, as
+  // PIL decodes it; libpng refuses it otherwise.
+  std::vector<std::uint8_t> repaired;
+  if (header.png_missing_iend) {
+    static constexpr std::uint8_t kIendChunk[] = {0, 0, 0, 0, 'I', 'E', 'N', 'D',
+                                                  0xAE, 0x42, 0x60, 0x82};
+    repaired.assign(data, data + header.png_complete_bytes);
+    repaired.insert(repaired.end(), std::begin(kIendChunk), std::end(kIendChunk));
+    data = repaired.data();
+    size = repaired.size();
+  }
   cv::Mat decoded;
   try {
     const cv::Mat buffer(1, static_cast<int>(size), CV_8U, const_cast<std::uint8_t*>(data));
@@ -139,6 +151,8 @@ ImageU8 decode_image_bytes(const std::uint8_t* data, std::size_t size, const std
     fail(what, std::string("could not decode the image: ") + e.what());
   }
   if (decoded.empty()) {
+    if (header.png_missing_iend)
+      fail(what, "truncated PNG file (no IEND chunk, and the image data is incomplete)");
     if (header.format == ImageFormat::kUnknown)
       fail(what, "not an image (unrecognised file format)");
     fail(what, std::string("could not decode the ") + detail::format_name(header.format) +

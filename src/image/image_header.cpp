@@ -32,15 +32,22 @@ constexpr char kPngSignature[] = "\x89PNG\r\n\x1a\n";
 constexpr std::size_t kPngSignatureBytes = 8;
 
 // Walks the PNG chunks from IHDR to IEND. Chunk contents (and CRCs) are left to the decoder.
+// Like PIL, a file that ends after its image data but before IEND is accepted (marked
+// png_missing_iend); one that ends before or inside the IDAT chunks is truncated.
 void read_png(const std::uint8_t* data, std::size_t size, const std::string& what,
               ImageHeader& header) {
   std::size_t pos = kPngSignatureBytes;
   bool seen_ihdr = false, seen_idat = false;
+  auto ends_early = [&](const std::string& detail) {
+    if (!seen_ihdr) fail(what, "truncated PNG file (the IHDR chunk is incomplete)");
+    if (!seen_idat) fail(what, "truncated PNG file (" + detail + ", before any image data)");
+    header.png_missing_iend = true;
+    header.png_complete_bytes = pos;
+  };
   while (true) {
     if (size - pos < 8) {
-      if (!seen_ihdr) fail(what, "truncated PNG file (the IHDR chunk is incomplete)");
-      fail(what, "truncated PNG file (it ends at byte " + std::to_string(size) +
-                     " before the IEND chunk)");
+      ends_early("it ends at byte " + std::to_string(size) + " before the IEND chunk");
+      return;
     }
     const std::uint32_t length = be32(data + pos);
     const std::string type(reinterpret_cast<const char*>(data + pos + 4), 4);
@@ -56,9 +63,14 @@ void read_png(const std::uint8_t* data, std::size_t size, const std::string& wha
       header.has_size = true;
       seen_ihdr = true;
     }
-    if (chunk_end > size)
-      fail(what, "truncated PNG file (chunk '" + type + "' at byte " + std::to_string(pos) +
-                     " runs past the end of the file, " + std::to_string(size) + " bytes)");
+    if (chunk_end > size) {
+      const std::string detail = "chunk '" + type + "' at byte " + std::to_string(pos) +
+                                 " runs past the end of the file, " + std::to_string(size) +
+                                 " bytes";
+      if (type == "IDAT") fail(what, "truncated PNG file (" + detail + ")");
+      ends_early(detail);
+      return;
+    }
     if (type == "IDAT") seen_idat = true;
     if (type == "IEND") break;
     pos = chunk_end;

@@ -22,11 +22,16 @@ struct ImageHeader {
   bool has_size = false;  // false where the format's header was not parsed
   std::int64_t width = 0;
   std::int64_t height = 0;
+  // PNG whose data ends before IEND but after the image data (PIL decodes such files): the
+  // decoder gets the first `png_complete_bytes` bytes (whole chunks) followed by an IEND chunk.
+  bool png_missing_iend = false;
+  std::size_t png_complete_bytes = 0;
 };
 
 // Sniffs the format and reads the dimensions. For PNG and JPEG it also walks the chunk / marker
 // structure up to IEND / EOI and throws blip::Error("<what>: truncated ...") when the data ends
-// first, or blip::Error("<what>: invalid ...") when the structure is broken.
+// first (for PNG: inside or before the IDAT chunks), or blip::Error("<what>: invalid ...") when
+// the structure is broken.
 ImageHeader read_image_header(const std::uint8_t* data, std::size_t size, const std::string& what);
 
 }  // namespace blip::image::detail

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace blip::test {
@@ -27,7 +28,20 @@ struct PngSpec {
   std::vector<std::uint8_t> rows;    // raw scanlines WITHOUT filter bytes, big-endian samples
   std::vector<std::uint8_t> plte;    // palette RGB triples (color type 3)
   std::vector<std::uint8_t> trns;    // tRNS chunk payload, if any
+  std::size_t idat_bytes = 1 << 20;  // the zlib stream is split into IDAT chunks of this size
 };
+
+// PngSpec with the header fields and the pixel rows set.
+inline PngSpec png_spec(std::uint32_t width, std::uint32_t height, int bit_depth, int color_type,
+                        std::vector<std::uint8_t> rows) {
+  PngSpec spec;
+  spec.width = width;
+  spec.height = height;
+  spec.bit_depth = bit_depth;
+  spec.color_type = color_type;
+  spec.rows = std::move(rows);
+  return spec;
+}
 
 inline void png_put32(std::vector<std::uint8_t>& out, std::uint32_t v) {
   for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<std::uint8_t>(v >> s));
@@ -95,7 +109,10 @@ inline std::vector<std::uint8_t> encode_png(const PngSpec& spec) {
     b = (b + a) % 65521;
   }
   png_put32(z, (b << 16) | a);
-  png_chunk(out, "IDAT", z);
+  for (std::size_t off = 0; off < z.size(); off += spec.idat_bytes)
+    png_chunk(out, "IDAT",
+              std::vector<std::uint8_t>(z.begin() + off,
+                                        z.begin() + std::min(z.size(), off + spec.idat_bytes)));
   png_chunk(out, "IEND", {});
   return out;
 }
