@@ -48,7 +48,7 @@ size_t python_slice_end(size_t n, int max_words) {
 
 std::string pre_caption(const std::string& caption, int max_words, const std::string& source) {
   std::u32string text =
-      detail::to_lower(detail::decode_utf8(caption, detail::describe_caption(caption, source)));
+      detail::to_lower(detail::decode_caption(caption, source));
   for (char32_t& c : text)
     if (is_removed_punctuation(c)) c = U' ';
   text = collapse_whitespace_runs(text);

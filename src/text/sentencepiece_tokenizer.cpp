@@ -57,7 +57,7 @@ int64_t SentencePieceTokenizer::model_id(const std::string& piece) const {
 }
 
 std::vector<int64_t> SentencePieceTokenizer::encode(const std::string& text) const {
-  const std::u32string code_points = detail::decode_utf8(text, detail::describe_caption(text));
+  const std::u32string code_points = detail::decode_caption(text);
   std::vector<int64_t> ids;
   for (const auto& piece : detail::split_on_special_tokens(code_points, text_specials_)) {
     const std::string utf8 = detail::encode_utf8(piece.text);

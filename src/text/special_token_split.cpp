@@ -22,6 +22,9 @@ std::u32string lower_outside_special_tokens(std::u32string_view text,
       i += n;
     } else if (text[i] == U'\n') {
       out.push_back(text[i++]);
+    } else if (text[i] < 0x80) {
+      const char32_t c = text[i++];
+      out.push_back(c >= U'A' && c <= U'Z' ? c + (U'a' - U'A') : c);
     } else {
       out += to_lower(text.substr(i++, 1));
     }

@@ -14,6 +14,12 @@ namespace {
 
 uint32_t category_mask(char32_t c) { return U_GET_GC_MASK(static_cast<UChar32>(c)); }
 
+bool is_ascii(std::u32string_view text) {
+  for (char32_t c : text)
+    if (c >= 0x80) return false;
+  return true;
+}
+
 std::u16string to_utf16(std::u32string_view text) {
   std::u16string out;
   out.reserve(text.size());
@@ -65,6 +71,12 @@ bool is_category_nonspacing_mark(char32_t c) { return (category_mask(c) & U_GC_M
 
 std::u32string to_lower(std::u32string_view text) {
   if (text.empty()) return {};
+  if (is_ascii(text)) {  // the common case; ASCII lower-casing is context-free
+    std::u32string out(text);
+    for (char32_t& c : out)
+      if (c >= U'A' && c <= U'Z') c += U'a' - U'A';
+    return out;
+  }
   const std::u16string src = to_utf16(text);
   // Full lower-casing can grow a string (U+0130 -> 2 units); retry once with the exact size.
   std::vector<char16_t> dst(src.size() + src.size() / 2 + 4);
@@ -82,7 +94,7 @@ std::u32string to_lower(std::u32string_view text) {
 }
 
 std::u32string to_nfd(std::u32string_view text) {
-  if (text.empty()) return {};
+  if (is_ascii(text)) return std::u32string(text);  // ASCII is invariant under NFD
   UErrorCode status = U_ZERO_ERROR;
   const UNormalizer2* nfd = unorm2_getNFDInstance(&status);
   if (U_FAILURE(status)) icu_failure("unorm2_getNFDInstance", status);

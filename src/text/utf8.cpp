@@ -30,8 +30,11 @@ std::string ill_formed_kind(const uint8_t* p, size_t n) {
 
 }  // namespace
 
-std::u32string decode_utf8(std::string_view bytes, const std::string& what) {
-  std::u32string out;
+namespace {
+
+// Decodes into `out`; returns the byte offset of the first ill-formed sequence, or npos.
+size_t try_decode(std::string_view bytes, std::u32string& out) {
+  out.clear();
   out.reserve(bytes.size());
   const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
   const size_t n = bytes.size();
@@ -43,12 +46,31 @@ std::u32string decode_utf8(std::string_view bytes, const std::string& what) {
     int32_t i = 0;
     UChar32 c = 0;
     U8_NEXT(p, i, window, c);
-    if (c < 0)
-      fail(what, "invalid UTF-8 at byte offset " + std::to_string(pos) + " (" +
-                     ill_formed_kind(p, n - pos) + ")");
+    if (c < 0) return pos;
     out.push_back(static_cast<char32_t>(c));
     pos += static_cast<size_t>(i);
   }
+  return std::string_view::npos;
+}
+
+std::string invalid_utf8_reason(std::string_view bytes, size_t pos) {
+  return "invalid UTF-8 at byte offset " + std::to_string(pos) + " (" +
+         ill_formed_kind(reinterpret_cast<const uint8_t*>(bytes.data()) + pos, bytes.size() - pos) + ")";
+}
+
+}  // namespace
+
+std::u32string decode_utf8(std::string_view bytes, const std::string& what) {
+  std::u32string out;
+  if (const size_t bad = try_decode(bytes, out); bad != std::string_view::npos)
+    fail(what, invalid_utf8_reason(bytes, bad));
+  return out;
+}
+
+std::u32string decode_caption(std::string_view caption, const std::string& source) {
+  std::u32string out;
+  if (const size_t bad = try_decode(caption, out); bad != std::string_view::npos)
+    fail(describe_caption(caption, source), invalid_utf8_reason(caption, bad));
   return out;
 }
 

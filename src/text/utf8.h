@@ -11,6 +11,9 @@ namespace blip::text::detail {
 // "<what>: invalid UTF-8 at byte offset N (<kind>)".
 std::u32string decode_utf8(std::string_view bytes, const std::string& what);
 
+// decode_utf8 for a caption: the error names it as describe_caption(caption, source) does.
+std::u32string decode_caption(std::string_view caption, const std::string& source = {});
+
 // Encodes code points (assumed valid scalar values) as UTF-8.
 std::string encode_utf8(std::u32string_view code_points);
 void append_utf8(std::string& out, char32_t code_point);

@@ -1,5 +1,6 @@
 #include "blip/text/wordpiece_tokenizer.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -60,7 +61,11 @@ WordPieceTokenizer::WordPieceTokenizer(const std::vector<std::string>& vocab, co
 void WordPieceTokenizer::init(const std::vector<std::string>& vocab) {
   if (vocab.empty()) fail(source_, "vocabulary is empty");
   for (size_t i = 0; i < vocab.size(); ++i) vocab_[vocab[i]] = static_cast<int64_t>(i);
-  for (const auto& [token, id] : vocab_) ids_to_tokens_[id] = token;
+  for (const auto& [token, id] : vocab_) {
+    ids_to_tokens_[id] = token;
+    const size_t chars = detail::decode_utf8(token, source_).size();
+    longest_piece_ = std::max(longest_piece_, token.rfind("##", 0) == 0 ? chars - 2 : chars);
+  }
   const auto unk = vocab_.find(kUnkToken);
   if (unk == vocab_.end()) fail(source_, std::string("vocabulary has no ") + kUnkToken + " token");
 
@@ -91,7 +96,7 @@ void WordPieceTokenizer::init(const std::vector<std::string>& vocab) {
 }
 
 std::vector<std::string> WordPieceTokenizer::tokenize(const std::string& text) const {
-  const std::u32string code_points = detail::decode_utf8(text, detail::describe_caption(text));
+  const std::u32string code_points = detail::decode_caption(text);
   const std::u32string lowered = detail::lower_outside_special_tokens(code_points, special_names_);
   std::vector<std::string> out;
   for (const auto& piece : detail::split_on_special_tokens(lowered, special_names_)) {
@@ -122,7 +127,8 @@ void WordPieceTokenizer::wordpiece(const std::u32string& word, std::vector<std::
   std::vector<std::string> pieces;
   size_t start = 0;
   while (start < word.size()) {
-    size_t end = word.size();
+    // Candidates longer than every vocabulary entry cannot match; start below that length.
+    size_t end = std::min(word.size(), start + longest_piece_);
     std::string found;
     for (; end > start; --end) {
       std::string candidate = bytes.substr(offset[start], offset[end] - offset[start]);

@@ -46,6 +46,7 @@ class WordPieceTokenizer final : public Tokenizer {
   std::vector<std::u32string> special_names_;       // all_special_tokens, matched in raw text
   SpecialTokenIds special_;
   int64_t vocab_size_ = 0;
+  size_t longest_piece_ = 0;  // code points of the longest vocabulary entry (without "##")
 };
 
 }  // namespace blip::text
