@@ -65,7 +65,12 @@ std::vector<int64_t> SentencePieceTokenizer::encode(const std::string& text) con
       ids.push_back(text_special_ids_.at(utf8));
       continue;
     }
-    for (int id : model_->encode(utf8)) ids.push_back(id == model_unk_ ? special_.unk : id);
+    std::vector<int> piece_ids;
+    {
+      std::lock_guard<std::mutex> lock(encode_mutex_);
+      piece_ids = model_->encode(utf8);
+    }
+    for (int id : piece_ids) ids.push_back(id == model_unk_ ? special_.unk : id);
   }
   return ids;
 }

@@ -8,6 +8,7 @@
 
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "blip/error.h"
 #include "common/fixtures.h"
@@ -203,6 +204,18 @@ TEST(SentencePiece, DefaultModelsMapSpecialsAndAppendTheRest) {
     EXPECT_TRUE(std::find(ids.begin(), ids.end(), t.cls_id()) == ids.end());
     EXPECT_EQ(t.enc_id(), t.vocab_size() - 1);
   }
+}
+
+TEST(SentencePiece, ConcurrentEncodeMatchesSerial) {
+  const SentencePieceTokenizer t(model_dir() + "/own.model");
+  std::vector<std::string> texts;
+  for (size_t i = 0; i < 64; ++i) texts.push_back(kWords[i % kWords.size()] + " " + kWords[(i * 7) % kWords.size()]);
+  const Encoding serial = t.encode_batch(texts);
+  std::vector<Encoding> results(4);
+  std::vector<std::thread> threads;
+  for (auto& r : results) threads.emplace_back([&] { r = t.encode_batch(texts); });
+  for (auto& th : threads) th.join();
+  for (const auto& r : results) EXPECT_EQ(r.input_ids, serial.input_ids);
 }
 
 TEST(SentencePiece, BadInput) {

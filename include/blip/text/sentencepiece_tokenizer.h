@@ -14,11 +14,12 @@
 // A special-token name that is its own piece or appended is matched in raw text
 // (case-sensitively, whitespace around it stripped, as transformers does); other text goes to
 // the model unchanged (no lower-casing: pre_caption() does that). Pieces the model encodes as its
-// unk id map to unk_id().
+// unk id map to unk_id(). All methods may be called from several threads.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -54,6 +55,7 @@ class SentencePieceTokenizer final : public Tokenizer {
 
   std::string path_;
   std::unique_ptr<SentencePieceModel> model_;
+  mutable std::mutex encode_mutex_;  // the plugin model keeps one output buffer
   int64_t piece_size_ = 0;
   int64_t model_unk_ = 0;
   std::unordered_map<std::string, int64_t> added_;
