@@ -20,11 +20,7 @@ endfunction()
 
 blip_area(core)
 blip_area(io DEPS blip_core torch nlohmann_json::nlohmann_json)
-set(_text_deps blip_core ICU::uc)
-if(BLIP_WITH_SENTENCEPIECE)
-  list(APPEND _text_deps PkgConfig::SENTENCEPIECE)
-endif()
-blip_area(text DEPS ${_text_deps})
+blip_area(text DEPS blip_core ICU::uc)
 set(_image_deps blip_core torch)
 if(BLIP_WITH_OPENCV)
   list(APPEND _image_deps ${OpenCV_LIBS})
@@ -64,7 +60,6 @@ if(BLIP_WITH_OPENCV)
   target_compile_definitions(blip PUBLIC BLIP_WITH_OPENCV=1)
 endif()
 if(BLIP_WITH_SENTENCEPIECE)
-  list(APPEND _pub PkgConfig::SENTENCEPIECE)
   target_compile_definitions(blip PUBLIC BLIP_WITH_SENTENCEPIECE=1)
 endif()
 if(BLIP_WITH_DISTRIBUTED)
@@ -72,7 +67,7 @@ if(BLIP_WITH_DISTRIBUTED)
 endif()
 target_link_libraries(blip PUBLIC ${_pub})
 
-# SentencePiece lives in a plugin loaded at run time with RTLD_DEEPBIND (see
+# SentencePiece lives in a plugin loaded at run time into its own link-map namespace (see
 # src/sentencepiece_plugin/plugin_abi.h): Debian's libsentencepiece and libtorch's libprotobuf
 # cannot share one global symbol scope.
 if(BLIP_WITH_SENTENCEPIECE)
@@ -83,6 +78,7 @@ if(BLIP_WITH_SENTENCEPIECE)
     PREFIX "lib" LIBRARY_OUTPUT_DIRECTORY "${PROJECT_BINARY_DIR}/lib"
     CXX_VISIBILITY_PRESET hidden)
   install(TARGETS blip_sentencepiece LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/blip)
+  add_dependencies(blip blip_sentencepiece)
 endif()
 if(TARGET blip_text)
   target_link_libraries(blip_text PUBLIC ${CMAKE_DL_LIBS})

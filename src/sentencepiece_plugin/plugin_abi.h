@@ -2,8 +2,9 @@
 //
 // Why a plugin: Debian's libsentencepiece bundles its own copy of protobuf-lite and exports its
 // symbols; a process that also loads libtorch (which links the full libprotobuf) crashes in the
-// static initialisers. The plugin is loaded with dlopen(RTLD_LOCAL | RTLD_DEEPBIND), so
-// sentencepiece binds to its own protobuf and nothing of it leaks into the process' global scope.
+// static initialisers. The plugin is loaded with dlmopen(LM_ID_NEWLM) into a link-map namespace of
+// its own, so sentencepiece binds to its own protobuf (RTLD_DEEPBIND alone was not enough: the
+// trainer's logging then used an uninitialised std::cerr).
 #pragma once
 
 #include <stddef.h>
