@@ -249,6 +249,7 @@ TEST(BadInput, TransformArguments) {
 
 TEST(BadInput, BatchNamesTheFailingFile) {
   BLIP_REQUIRE_FIXTURES();
+  REQUIRE_DECODER();
   const std::string missing = test::temp_dir() + "/missing.png";
   try {
     load_image_batch({ref_image("v5_pal_17x23.png"), missing}, 16);

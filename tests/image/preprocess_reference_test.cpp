@@ -89,6 +89,32 @@ TEST(PreprocessReference, ResizeOfReferenceDecodesIsBitExact) {
   }
 }
 
+// Decoder-independent (runs in builds without OpenCV): two images are already at a fixture size,
+// so their stored resize output at that size is the decoded image itself (a same-size resize is a
+// copy). v2 is 384x384 (-> shrink to 64), v7 is 64x64 (-> enlarge to 384).
+TEST(PreprocessReference, ResizeFromStoredSameSizeOutputsIsBitExact) {
+  BLIP_REQUIRE_FIXTURES();
+  const auto& tensors = preprocess_tensors();
+  struct Case {
+    std::string stem;
+    int from, to;
+  };
+  for (const Case& c : {Case{"v2_gray_384x384", kFullSize, kTinySize},
+                        Case{"v7_rgb_64x64", kTinySize, kFullSize}}) {
+    SCOPED_TRACE(c.stem);
+    const ImageU8 source =
+        image_from_hwc(find_tensor(tensors, c.stem + ".resized_" + std::to_string(c.from)));
+    const ImageU8 expected =
+        image_from_hwc(find_tensor(tensors, c.stem + ".resized_" + std::to_string(c.to)));
+    const auto diff = compare_images(resize_bicubic(source, c.to, c.to), expected);
+    EXPECT_EQ(diff.count, 0) << "max abs diff " << diff.max_abs;
+    const auto tensor = to_normalized_tensor(expected);
+    if (c.to == kTinySize) {
+      EXPECT_TRUE(tensor.equal(find_tensor(tensors, c.stem + ".tensor_64")));
+    }
+  }
+}
+
 struct FloatDiff {
   double max_abs = 0;
   std::int64_t differing = 0;
