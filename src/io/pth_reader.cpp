@@ -1,0 +1,93 @@
+#include "blip/error.h"
+#include "blip/io/checkpoint.h"
+#include "blip/io/pickle.h"
+#include "blip/io/safetensors.h"
+#include "io/file_io.h"
+#include "io/torch_zip.h"
+
+#include <c10/core/Storage.h>
+
+namespace blip::io {
+
+namespace {
+constexpr std::size_t kSniffBytes = 16;
+}
+
+pickle::Value load_pth_object(const std::string& path) {
+  const detail::TorchZipReader zip(path);
+  if (!zip.has_record("data.pkl")) fail(path, "not a torch.save archive: it has no data.pkl record");
+  auto [pkl, pkl_size] = zip.read_record("data.pkl");
+
+  const pickle::StorageLoader load_storage = [&](const std::string& key, at::ScalarType dtype, std::int64_t numel) {
+    const std::string name = "data/" + key;
+    if (!zip.has_record(name)) fail(path, "tensor storage record '" + name + "' is missing from the archive");
+    auto [data, size] = zip.read_record(name);
+    const std::uint64_t expected = static_cast<std::uint64_t>(numel) * c10::elementSize(dtype);
+    if (size != expected)
+      fail(path, "tensor storage record '" + name + "' holds " + std::to_string(size) + " bytes but the pickle declares " +
+                     std::to_string(numel) + " x " + c10::toString(dtype) + " = " + std::to_string(expected) + " bytes");
+    return c10::Storage(c10::Storage::use_byte_size_t(), size, std::move(data), /*allocator=*/nullptr,
+                        /*resizable=*/false);
+  };
+  return pickle::unpickle(static_cast<const std::uint8_t*>(pkl.get()), pkl_size, path, load_storage);
+}
+
+NamedTensors state_dict_tensors(const pickle::Value& dict, const std::string& what) {
+  if (!dict.is_dict()) fail(what, std::string("state dict is a ") + dict.type_name() + ", not a dict");
+  NamedTensors out;
+  out.reserve(dict.as_dict().size());
+  for (const auto& [key, value] : dict.as_dict().items()) {
+    if (!key.is_string()) fail(what, "state dict key " + pickle::repr(key) + " is not a string");
+    if (!value.is_tensor())
+      fail(what, "state dict entry '" + key.as_string() + "' is a " + value.type_name() + ", not a tensor");
+    out.emplace_back(key.as_string(), value.as_tensor());
+  }
+  return out;
+}
+
+PthCheckpoint load_pth(const std::string& path) {
+  const pickle::Value top = load_pth_object(path);
+  if (!top.is_dict()) fail(path, std::string("checkpoint holds a ") + top.type_name() + ", not a dict");
+  PthCheckpoint ckpt;
+  const pickle::Value* model = top.get("model");
+  if (!model) {
+    ckpt.model = state_dict_tensors(top, path);
+    return ckpt;
+  }
+  ckpt.model = state_dict_tensors(*model, path + " ['model']");
+  if (const auto* v = top.get("optimizer")) ckpt.optimizer = *v;
+  if (const auto* v = top.get("config")) ckpt.config = *v;
+  if (const auto* v = top.get("epoch"); v && !v->is_none()) {
+    if (!v->is_int()) fail(path, std::string("'epoch' is a ") + v->type_name() + ", not an int");
+    ckpt.epoch = v->as_int();
+  }
+  return ckpt;
+}
+
+CheckpointFormat sniff_checkpoint_format(const std::string& path) {
+  const std::string head = detail::read_prefix(path, kSniffBytes);
+  if (detail::looks_like_zip(head)) return CheckpointFormat::Pth;
+  if (head.size() >= 9 && head[8] == '{') {
+    std::uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(head[i]);
+    if (n >= 2 && n <= kSafetensorsMaxHeaderBytes) return CheckpointFormat::Safetensors;
+  }
+  return CheckpointFormat::Unknown;
+}
+
+NamedTensors load_model_tensors(const std::string& path) {
+  const detail::InputFile file(path);  // reports a missing or unreadable file by name
+  switch (sniff_checkpoint_format(path)) {
+    case CheckpointFormat::Pth: return load_pth(path).model;
+    case CheckpointFormat::Safetensors: return load_safetensors(path);
+    case CheckpointFormat::Unknown: break;
+  }
+  if (file.size() == 0) fail(path, "checkpoint file is empty");
+  const std::string head = detail::read_prefix(path, 2);
+  if (head == "\x80\x02")
+    fail(path, "legacy (pre-1.6, non-zip) torch.save format is not supported; re-save it with torch.save in a "
+               "current PyTorch");
+  fail(path, "not a checkpoint: neither a torch.save zip archive (.pth) nor a safetensors file");
+}
+
+}  // namespace blip::io
