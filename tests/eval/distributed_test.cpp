@@ -1,0 +1,437 @@
+// Multi-process tests: this test binary re-executes itself (posix_spawn of /proc/self/exe with a
+// --gtest_filter on a DistributedWorker.* test and the launcher's environment), so every rank is
+// a fresh process; the parent only watches, with a hard deadline, so that no test can hang.
+// Everything runs on loopback (127.0.0.1) with free / closed ports.
+#include <gtest/gtest.h>
+
+#include "blip/error.h"
+#include "blip/eval/distributed.h"
+#include "common/fixtures.h"
+
+#include <ATen/ATen.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fcntl.h>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+extern char** environ;
+
+namespace {
+
+using namespace blip::eval;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kWorkerFlag = "BLIP_DIST_WORKER";
+constexpr const char* kTimeoutVar = "BLIP_DIST_TIMEOUT_MS";
+constexpr const char* kRoleVar = "BLIP_DIST_ROLE";
+
+// ------------------------------------------------------------------------------------------
+// Process helpers
+// ------------------------------------------------------------------------------------------
+
+// A port on 127.0.0.1 that nothing listens on right now (bound, read back, closed).
+int unused_loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return 0;
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+struct Child {
+  pid_t pid = -1;
+  std::string log;
+};
+
+// Starts this test binary running only `filter`, with the launcher variables of the parent
+// removed and `vars` added; stdout+stderr go to a log file.
+Child spawn_worker(const std::string& filter, const std::map<std::string, std::string>& vars) {
+  static const char* const kLauncherPrefixes[] = {"RANK=", "WORLD_SIZE=", "LOCAL_RANK=",
+                                                  "MASTER_ADDR=", "MASTER_PORT=", "SLURM_",
+                                                  "TORCHELASTIC_", "BLIP_DIST_"};
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) {
+    const std::string entry = *e;
+    bool launcher = false;
+    for (const char* p : kLauncherPrefixes) launcher = launcher || entry.rfind(p, 0) == 0;
+    if (!launcher) env_strings.push_back(entry);
+  }
+  env_strings.push_back(std::string(kWorkerFlag) + "=1");
+  for (const auto& [k, v] : vars) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+
+  Child child;
+  child.log = blip::test::temp_dir() + "/worker.log";
+  std::string exe = "/proc/self/exe";
+  std::string filter_arg = "--gtest_filter=" + filter;
+  char* argv[] = {exe.data(), filter_arg.data(), nullptr};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, child.log.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  const int rc = posix_spawn(&child.pid, exe.c_str(), &actions, nullptr, argv, envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) ADD_FAILURE() << "posix_spawn failed: " << rc;
+  return child;
+}
+
+std::string read_log(const Child& c) {
+  std::ifstream in(c.log);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Waits for the children until `deadline_s`; kills any still running. True when all exited 0
+// and each log shows its one test passed (a skipped worker does not count).
+bool wait_all(std::vector<Child>& children, double deadline_s) {
+  const auto start = Clock::now();
+  std::vector<int> status(children.size(), -1);
+  std::vector<bool> done(children.size(), false);
+  std::size_t remaining = children.size();
+  while (remaining > 0) {
+    for (std::size_t i = 0; i < children.size(); ++i) {
+      if (done[i]) continue;
+      int st = 0;
+      if (::waitpid(children[i].pid, &st, WNOHANG) == children[i].pid) {
+        done[i] = true;
+        status[i] = st;
+        --remaining;
+      }
+    }
+    if (remaining == 0) break;
+    if (std::chrono::duration<double>(Clock::now() - start).count() > deadline_s) {
+      for (std::size_t i = 0; i < children.size(); ++i)
+        if (!done[i]) {
+          ::kill(children[i].pid, SIGKILL);
+          ::waitpid(children[i].pid, nullptr, 0);
+          ADD_FAILURE() << "worker " << i << " still running after " << deadline_s
+                        << " s (hang); log:\n" << read_log(children[i]);
+        }
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  bool ok = true;
+  for (std::size_t i = 0; i < children.size(); ++i) {
+    const std::string log = read_log(children[i]);
+    const bool passed = WIFEXITED(status[i]) && WEXITSTATUS(status[i]) == 0 &&
+                        log.find("[  PASSED  ] 1 test") != std::string::npos &&
+                        log.find("[  SKIPPED ]") == std::string::npos;
+    if (!passed) {
+      ok = false;
+      ADD_FAILURE() << "worker " << i << " failed (status " << status[i] << "); log:\n" << log;
+    } else {
+      std::printf("--- worker %zu log (excerpt) ---\n", i);
+      std::istringstream lines(log);
+      for (std::string line; std::getline(lines, line);)
+        if (line.rfind("  [rank", 0) == 0) std::printf("%s\n", line.c_str());
+    }
+  }
+  return ok;
+}
+
+std::map<std::string, std::string> rank_env(int rank, int world, int port, const std::string& role,
+                                            int timeout_ms) {
+  return {{"RANK", std::to_string(rank)},
+          {"WORLD_SIZE", std::to_string(world)},
+          {"LOCAL_RANK", std::to_string(rank)},
+          {"MASTER_ADDR", "127.0.0.1"},
+          {"MASTER_PORT", std::to_string(port)},
+          {kRoleVar, role},
+          {kTimeoutVar, std::to_string(timeout_ms)}};
+}
+
+bool is_worker() { return std::getenv(kWorkerFlag) != nullptr; }
+std::string role() { return std::getenv(kRoleVar) ? std::getenv(kRoleVar) : ""; }
+std::chrono::milliseconds worker_timeout() {
+  return std::chrono::milliseconds(std::atoi(std::getenv(kTimeoutVar)));
+}
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// ------------------------------------------------------------------------------------------
+// Worker side (runs only in spawned children)
+// ------------------------------------------------------------------------------------------
+
+TEST(DistributedWorker, Collectives) {
+  if (!is_worker()) GTEST_SKIP() << "runs only as a spawned rank";
+  DistOptions opt;
+  opt.timeout = worker_timeout();
+  const DistContext ctx = init_distributed(opt);
+  ASSERT_TRUE(ctx.distributed());
+  ASSERT_EQ(ctx.world_size(), 2);
+  EXPECT_EQ(ctx.backend(), "gloo");
+  EXPECT_EQ(ctx.launch().launcher, "torchrun");
+  const int r = ctx.rank();
+
+  at::Tensor t = at::full({2, 3}, static_cast<float>(r + 1));
+  ctx.all_reduce_sum(t);
+  EXPECT_TRUE(at::equal(t, at::full({2, 3}, 3.0f))) << t;
+
+  // Rank r contributes r + 2 rows holding r: the gather is [0,0, 1,1,1].
+  const at::Tensor mine = at::full({r + 2, 4}, static_cast<double>(r), at::kDouble);
+  const at::Tensor all = ctx.all_gather(mine);
+  const at::Tensor expected =
+      at::cat({at::full({2, 4}, 0.0, at::kDouble), at::full({3, 4}, 1.0, at::kDouble)});
+  EXPECT_TRUE(at::equal(all, expected)) << all;
+
+  at::Tensor b = at::full({5}, static_cast<float>(10 * r + 7));
+  ctx.broadcast(b, 1);
+  EXPECT_TRUE(at::equal(b, at::full({5}, 17.0f))) << b;
+
+  ctx.barrier();
+  std::printf("  [rank %d] all_reduce %.1f, all_gather %lld rows, broadcast %.1f: ok\n", r,
+              t[0][0].item<float>(), static_cast<long long>(all.size(0)), b[0].item<float>());
+}
+
+TEST(DistributedWorker, ExpectInitError) {
+  if (!is_worker()) GTEST_SKIP() << "runs only as a spawned rank";
+  DistOptions opt;
+  opt.timeout = worker_timeout();
+  const auto start = Clock::now();
+  try {
+    init_distributed(opt);
+    FAIL() << "init_distributed succeeded without a reachable peer/master";
+  } catch (const blip::Error& e) {
+    const double s = seconds_since(start);
+    const std::string msg = e.what();
+    std::printf("  [rank %s] error after %.1f s: %s\n", std::getenv("RANK"), s,
+                msg.substr(0, msg.find('\n')).c_str());
+    EXPECT_NE(msg.find("127.0.0.1:" + std::string(std::getenv("MASTER_PORT"))), std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("rank " + std::string(std::getenv("RANK")) + " of 2"), std::string::npos);
+    const double limit = opt.timeout.count() / 1000.0 + 10.0;
+    EXPECT_LT(s, limit) << "the error took longer than timeout + 10 s";
+  }
+}
+
+// Both ranks join; then one dies (role "die") or stalls past the timeout (role "stall") while
+// the other (role "survivor") runs a collective that must fail with a blip::Error, not hang.
+TEST(DistributedWorker, PeerFailure) {
+  if (!is_worker()) GTEST_SKIP() << "runs only as a spawned rank";
+  DistOptions opt;
+  opt.timeout = worker_timeout();
+  const DistContext ctx = init_distributed(opt);
+  ASSERT_TRUE(ctx.distributed());
+  if (role() == "die") {
+    std::fflush(stdout);
+    std::printf("  [rank %d] exiting without the collective\n", ctx.rank());
+    std::printf("[  PASSED  ] 1 test.\n");  // this rank's part is simply to vanish
+    std::fflush(stdout);
+    ::_exit(0);
+  }
+  if (role() == "stall") {
+    std::this_thread::sleep_for(opt.timeout * 2);
+    std::printf("  [rank %d] stalled past the timeout\n", ctx.rank());
+    return;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto start = Clock::now();
+  at::Tensor t = at::ones({4});
+  try {
+    ctx.all_reduce_sum(t);
+    ctx.barrier();
+    FAIL() << "collective succeeded although the peer is gone";
+  } catch (const blip::Error& e) {
+    const std::string msg = e.what();
+    std::printf("  [rank %d] collective failed after %.1f s: %s\n", ctx.rank(), seconds_since(start),
+                msg.substr(0, msg.find('\n')).c_str());
+    EXPECT_NE(msg.find("distributed all_reduce"), std::string::npos) << msg;
+    EXPECT_LT(seconds_since(start), opt.timeout.count() / 1000.0 + 10.0);
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// Parent side
+// ------------------------------------------------------------------------------------------
+
+class Distributed : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (is_worker()) GTEST_SKIP() << "parent-only test";
+    if (!distributed_available()) GTEST_SKIP() << "built without c10d (BLIP_WITH_DISTRIBUTED)";
+  }
+};
+
+TEST_F(Distributed, TwoRanksOverGlooOnLoopback) {
+  const int port = unused_loopback_port();
+  ASSERT_GT(port, 0);
+  std::vector<Child> ranks;
+  for (int r = 0; r < 2; ++r)
+    ranks.push_back(spawn_worker("DistributedWorker.Collectives", rank_env(r, 2, port, "", 20000)));
+  EXPECT_TRUE(wait_all(ranks, 60));
+}
+
+TEST_F(Distributed, UnreachableMasterFailsWithinTimeout) {
+  const int closed_port = unused_loopback_port();  // nothing listens there
+  std::vector<Child> ranks{
+      spawn_worker("DistributedWorker.ExpectInitError", rank_env(1, 2, closed_port, "", 2000))};
+  EXPECT_TRUE(wait_all(ranks, 30));
+}
+
+TEST_F(Distributed, MissingPeerFailsWithinTimeout) {
+  const int port = unused_loopback_port();
+  std::vector<Child> ranks{
+      spawn_worker("DistributedWorker.ExpectInitError", rank_env(0, 2, port, "", 2000))};
+  EXPECT_TRUE(wait_all(ranks, 30));
+}
+
+TEST_F(Distributed, DeadPeerFailsTheCollective) {
+  const int port = unused_loopback_port();
+  std::vector<Child> ranks{
+      spawn_worker("DistributedWorker.PeerFailure", rank_env(0, 2, port, "survivor", 3000)),
+      spawn_worker("DistributedWorker.PeerFailure", rank_env(1, 2, port, "die", 3000))};
+  EXPECT_TRUE(wait_all(ranks, 40));
+}
+
+TEST_F(Distributed, StalledPeerTimesOut) {
+  const int port = unused_loopback_port();
+  std::vector<Child> ranks{
+      spawn_worker("DistributedWorker.PeerFailure", rank_env(0, 2, port, "survivor", 2000)),
+      spawn_worker("DistributedWorker.PeerFailure", rank_env(1, 2, port, "stall", 2000))};
+  EXPECT_TRUE(wait_all(ranks, 40));
+}
+
+// ------------------------------------------------------------------------------------------
+// Single process and environment parsing
+// ------------------------------------------------------------------------------------------
+
+EnvLookup fake_env(std::map<std::string, std::string> vars) {
+  auto shared = std::make_shared<std::map<std::string, std::string>>(std::move(vars));
+  return [shared](const char* name) -> const char* {
+    const auto it = shared->find(name);
+    return it == shared->end() ? nullptr : it->second.c_str();
+  };
+}
+
+template <typename F>
+void expect_error(F&& f, const std::vector<std::string>& needles) {
+  try {
+    f();
+    ADD_FAILURE() << "no blip::Error";
+  } catch (const blip::Error& e) {
+    for (const auto& n : needles)
+      EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what() << " lacks " << n;
+  }
+}
+
+TEST(DistributedEnv, NoLauncherIsOneProcessWithoutGroup) {
+  const LaunchInfo info = detect_launch(fake_env({}));
+  EXPECT_EQ(info.launcher, "none");
+  EXPECT_EQ(info.world_size, 1);
+  const DistContext ctx = init_distributed(info);
+  EXPECT_FALSE(ctx.distributed());
+  EXPECT_EQ(ctx.backend(), "none");
+  EXPECT_TRUE(ctx.is_main());
+  at::Tensor t = at::arange(6, at::kFloat);
+  ctx.all_reduce_sum(t);
+  EXPECT_TRUE(at::equal(t, at::arange(6, at::kFloat)));
+  EXPECT_TRUE(at::equal(ctx.all_gather(t), t));
+  ctx.broadcast(t, 0);
+  ctx.barrier();
+  expect_error([&] { ctx.broadcast(t, 1); }, {"root 1"});
+  // torchrun with one process: no group either.
+  EXPECT_FALSE(init_distributed(detect_launch(fake_env({{"RANK", "0"}, {"WORLD_SIZE", "1"}}))).distributed());
+}
+
+TEST(DistributedEnv, Torchrun) {
+  const LaunchInfo info = detect_launch(fake_env({{"RANK", "3"}, {"WORLD_SIZE", "8"},
+                                                  {"LOCAL_RANK", "1"}, {"MASTER_ADDR", "10.0.0.5"},
+                                                  {"MASTER_PORT", "1234"}}));
+  EXPECT_EQ(info.launcher, "torchrun");
+  EXPECT_EQ(info.rank, 3);
+  EXPECT_EQ(info.world_size, 8);
+  EXPECT_EQ(info.local_rank, 1);
+  EXPECT_EQ(info.master_addr, "10.0.0.5");
+  EXPECT_EQ(info.master_port, 1234);
+  EXPECT_FALSE(info.agent_store);
+  const LaunchInfo agent = detect_launch(fake_env({{"RANK", "0"}, {"WORLD_SIZE", "2"},
+                                                   {"MASTER_ADDR", "h"},
+                                                   {"TORCHELASTIC_USE_AGENT_STORE", "True"},
+                                                   {"TORCHELASTIC_RESTART_COUNT", "2"}}));
+  EXPECT_TRUE(agent.agent_store);
+  EXPECT_EQ(agent.store_prefix, "/worker/attempt_2");
+  EXPECT_EQ(agent.master_port, kDefaultMasterPort);
+  EXPECT_EQ(agent.local_rank, 0);
+}
+
+TEST(DistributedEnv, Slurm) {
+  LaunchInfo info = detect_launch(fake_env({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"},
+                                            {"SLURM_LOCALID", "1"},
+                                            {"SLURM_JOB_NODELIST", "gpu[07-09,12],cpu1"},
+                                            {"SLURM_LAUNCH_NODE_IPADDR", "10.1.1.1"}}));
+  EXPECT_EQ(info.launcher, "slurm");
+  EXPECT_EQ(info.rank, 5);
+  EXPECT_EQ(info.world_size, 8);
+  EXPECT_EQ(info.local_rank, 1);
+  EXPECT_EQ(info.master_addr, "gpu07");
+  EXPECT_EQ(info.master_port, kDefaultMasterPort);
+  info = detect_launch(fake_env({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"},
+                                 {"SLURM_LAUNCH_NODE_IPADDR", "10.1.1.1"}, {"MASTER_PORT", "4000"}}));
+  EXPECT_EQ(info.master_addr, "10.1.1.1");
+  EXPECT_EQ(info.master_port, 4000);
+  info = detect_launch(fake_env({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"},
+                                 {"SLURM_NODELIST", "n1"}, {"MASTER_ADDR", "m"}}));
+  EXPECT_EQ(info.master_addr, "m");
+}
+
+TEST(DistributedEnv, SlurmNodeLists) {
+  EXPECT_EQ(first_slurm_host("node01"), "node01");
+  EXPECT_EQ(first_slurm_host("a,b"), "a");
+  EXPECT_EQ(first_slurm_host("node[03-05,07],gpu1"), "node03");
+  EXPECT_EQ(first_slurm_host("rack1-n[1-2]"), "rack1-n1");
+  EXPECT_EQ(first_slurm_host("r[2-3]n[10,12]"), "r2n10");
+  EXPECT_EQ(first_slurm_host("x[7]"), "x7");
+  expect_error([] { first_slurm_host(""); }, {"empty"});
+  expect_error([] { first_slurm_host("node[1-2"); }, {"node[1-2", "unbalanced"});
+  expect_error([] { first_slurm_host("node[]"); }, {"empty range"});
+}
+
+TEST(DistributedEnv, BadValuesNamed) {
+  expect_error([] { detect_launch(fake_env({{"RANK", "x"}, {"WORLD_SIZE", "2"}})); },
+               {"RANK", "'x'"});
+  expect_error([] { detect_launch(fake_env({{"RANK", "2"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}})); },
+               {"RANK", "not below WORLD_SIZE=2"});
+  expect_error([] { detect_launch(fake_env({{"RANK", "0"}, {"WORLD_SIZE", "2"}})); },
+               {"MASTER_ADDR", "not set"});
+  expect_error([] {
+    detect_launch(fake_env({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"},
+                            {"MASTER_PORT", "70000"}}));
+  }, {"MASTER_PORT", "70000"});
+  expect_error([] { detect_launch(fake_env({{"SLURM_PROCID", "0"}})); }, {"SLURM_NTASKS", "srun"});
+  expect_error([] { detect_launch(fake_env({{"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "2"}})); },
+               {"MASTER_ADDR", "SLURM_LAUNCH_NODE_IPADDR"});
+  LaunchInfo two;
+  two.world_size = 2;
+  two.master_addr = "127.0.0.1";
+  DistOptions bad;
+  bad.backend = "mpi";
+  expect_error([&] { init_distributed(two, bad); }, {"mpi", "gloo"});
+  bad.backend = "gloo";
+  bad.timeout = std::chrono::milliseconds(0);
+  expect_error([&] { init_distributed(two, bad); }, {"timeout", "positive"});
+}
+
+}  // namespace
