@@ -32,7 +32,7 @@ struct Directory {
 Directory find_directory(const InputFile& f) {
   const std::string& path = f.path();
   const std::uint64_t size = f.size();
-  if (size < kEocdSize) fail(path, "not a zip archive (" + std::to_string(size) + " bytes is too small)");
+  if (size < kEocdSize) fail(path, "truncated, or not a zip archive: " + std::to_string(size) + " bytes is too small");
   const std::uint64_t tail_len = std::min<std::uint64_t>(size, kEocdSize + kMaxCommentSize);
   std::vector<std::uint8_t> tail(tail_len);
   f.read_at(size - tail_len, tail.data(), tail.size(), "zip end record");
