@@ -71,7 +71,10 @@ BertConfig load_med_config(const std::string& json_path);
 
 // Every key of BLIP's configs/retrieval_coco.yaml / retrieval_flickr.yaml, plus the keys this
 // project adds (med_config, tokenizer, embed_dim, momentum, and vit_* for `vit: custom`).
-// Defaults are BLIP's retrieval_coco.yaml (vit base) values.
+// Defaults (for keys a file leaves out) are BLIP_Retrieval's constructor defaults where it has one
+// (vit base, image_size 384, no gradient checkpointing, embed_dim 256, queue 57600, momentum
+// 0.995, negative_all_rank false), else retrieval_coco.yaml's values. image_root defaults to the
+// YAML's folder, ann_root to "<folder>/annotation".
 struct RetrievalConfig {
   std::string source;  // the YAML file this was read from ("" when built in code)
 
@@ -84,14 +87,14 @@ struct RetrievalConfig {
   std::string vit = "base";  // base | large | custom
   int64_t batch_size_train = 32;
   int64_t batch_size_test = 64;
-  bool vit_grad_ckpt = true;
-  int64_t vit_ckpt_layer = 4;
+  bool vit_grad_ckpt = false;
+  int64_t vit_ckpt_layer = 0;
   double init_lr = 1e-5;
   int64_t image_size = 384;
   int64_t queue_size = 57600;
   double alpha = 0.4;
   int64_t k_test = 256;
-  bool negative_all_rank = true;
+  bool negative_all_rank = false;
   double weight_decay = 0.05;
   double min_lr = 0.0;
   int64_t max_epoch = 6;

@@ -1,0 +1,61 @@
+#include "model_test_util.h"
+
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+
+#include "blip/error.h"
+#include "blip/io/safetensors.h"
+#include "blip/models/factory.h"
+#include "common/fixtures.h"
+
+namespace blip::test {
+
+std::string tiny_config_path() { return blip_ref_dir() + "/tiny_config.yaml"; }
+std::string tiny_checkpoint_path() { return blip_ref_dir() + "/tiny_checkpoint.pth"; }
+
+std::map<std::string, at::Tensor> load_fixture(const std::string& path) {
+  std::map<std::string, at::Tensor> out;
+  for (auto& [name, t] : io::load_safetensors(path)) out[name] = t;
+  return out;
+}
+
+models::BlipRetrieval load_tiny_model() {
+  const RetrievalConfig config = load_retrieval_config(tiny_config_path());
+  models::BlipRetrieval model = models::load_blip_retrieval(config, tiny_checkpoint_path());
+  model->eval();
+  return model;
+}
+
+void expect_close(const std::string& what, const at::Tensor& actual, const at::Tensor& expected,
+                  double atol, double rtol) {
+  ASSERT_TRUE(actual.defined()) << what;
+  ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
+  const at::Tensor a = actual.detach().to(at::kDouble), e = expected.to(at::kDouble);
+  const at::Tensor diff = (a - e).abs();
+  const double max_abs = diff.max().item<double>();
+  const double max_rel = (diff / e.abs().clamp_min(1e-12)).max().item<double>();
+  const bool ok = (diff <= atol + rtol * e.abs()).all().item<bool>();
+  std::cout << "  " << std::left << std::setw(30) << what << " max abs " << std::scientific
+            << std::setprecision(2) << max_abs << "  max rel " << max_rel << std::defaultfloat
+            << "\n";
+  EXPECT_TRUE(ok) << what << ": max abs diff " << max_abs << ", max rel diff " << max_rel;
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+void expect_error(const std::function<void()>& fn, std::initializer_list<std::string> needles) {
+  try {
+    fn();
+    ADD_FAILURE() << "no blip::Error thrown (expected one mentioning '" << *needles.begin() << "')";
+  } catch (const blip::Error& e) {
+    const std::string msg = e.what();
+    for (const auto& n : needles)
+      EXPECT_NE(msg.find(n), std::string::npos) << "message '" << msg << "' lacks '" << n << "'";
+  }
+}
+
+}  // namespace blip::test
