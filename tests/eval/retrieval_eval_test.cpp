@@ -1,0 +1,236 @@
+// The whole evaluation protocol on the tiny fixture model and dataset, against what BLIP's own
+// evaluation() / itm_eval() produced (eval/scores.safetensors, eval/eval_result.json): feature
+// rows and score matrices within 1e-4, the -100 positions exactly, the nine metrics exactly;
+// reference vs optimized mode; skipped images; and 2-rank runs equal to the single-process run.
+#include <gtest/gtest.h>
+
+#include "blip/config.h"
+#include "blip/error.h"
+#include "blip/eval/itm_metrics.h"
+#include "blip/eval/retrieval_eval.h"
+#include "blip/io/safetensors.h"
+#include "blip/models/factory.h"
+#include "blip/text/tokenizer.h"
+#include "common/fixtures.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+namespace {
+
+using namespace blip::eval;
+namespace fs = std::filesystem;
+
+struct Fixture {
+  blip::RetrievalConfig config;
+  blip::models::BlipRetrieval model{nullptr};
+  std::unique_ptr<blip::text::Tokenizer> tokenizer;
+  RetrievalSplit split;
+  blip::io::NamedTensors blip_scores;
+  nlohmann::json blip_result;
+};
+
+// Loaded once per process (the tiny model takes well under a second).
+const Fixture& fixture() {
+  static const std::unique_ptr<Fixture> f = [] {
+    auto x = std::make_unique<Fixture>();
+    const std::string ref = blip::test::blip_ref_dir();
+    x->config = blip::load_retrieval_config(ref + "/tiny_config.yaml");
+    x->model = blip::models::load_blip_retrieval(x->config, "", {}, /*with_momentum=*/false);
+    x->tokenizer = blip::text::load_tokenizer(x->config.tokenizer);
+    RetrievalSplitSpec spec;
+    spec.dataset = x->config.dataset;
+    spec.split = "test";
+    spec.ann_root = x->config.ann_root;
+    spec.image_root = x->config.image_root;
+    x->split = load_retrieval_split(spec);
+    x->blip_scores = blip::io::load_safetensors(ref + "/eval/scores.safetensors");
+    std::ifstream in(ref + "/eval/eval_result.json");
+    x->blip_result = nlohmann::json::parse(in);
+    return x;
+  }();
+  return *f;
+}
+
+at::Tensor blip_tensor(const std::string& name) {
+  for (const auto& [n, t] : fixture().blip_scores)
+    if (n == name) return t;
+  ADD_FAILURE() << name << " missing from scores.safetensors";
+  return {};
+}
+
+RetrievalEvalOptions fixture_options(EvalMode mode) {
+  const auto& c = fixture().config;
+  RetrievalEvalOptions o;
+  o.mode = mode;
+  o.k_test = c.k_test;
+  o.batch_size_test = c.batch_size_test;
+  o.image_size = c.image_size;
+  o.num_workers = 2;
+  return o;
+}
+
+RetrievalEvalResult run(const RetrievalEvalOptions& o, const RetrievalSplit& split,
+                        const DistContext& dist = DistContext()) {
+  const Fixture& f = fixture();
+  blip::models::BlipRetrieval model = f.model;  // a holder copy shares the module
+  return evaluate_retrieval(*model, *f.tokenizer, split, o, dist);
+}
+
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+// Score matrices: same -100 positions, other entries within tol. Returns the max abs diff.
+double compare_scores(const at::Tensor& got, const at::Tensor& want, double tol, const std::string& what) {
+  EXPECT_EQ(got.sizes(), want.sizes()) << what;
+  const at::Tensor got_unscored = got == -100.0f, want_unscored = want == -100.0f;
+  EXPECT_TRUE(at::equal(got_unscored, want_unscored)) << what << ": -100 positions differ";
+  const at::Tensor scored = want_unscored.logical_not();
+  const double diff = max_abs_diff(got.masked_select(scored), want.masked_select(scored));
+  EXPECT_LE(diff, tol) << what;
+  return diff;
+}
+
+void expect_blip_metrics(const RetrievalEvalResult& r, const std::string& label) {
+  const RetrievalMetrics m =
+      itm_eval(r.score_matrix_i2t, r.score_matrix_t2i, r.split.txt2img, r.split.img2txt);
+  std::printf("  %s metrics:", label.c_str());
+  for (const auto& [key, value] : m.items()) {
+    std::printf(" %s=%.4f", key.c_str(), value);
+    EXPECT_EQ(value, fixture().blip_result["itm_eval"][key].get<double>()) << label << " " << key;
+  }
+  std::printf("\n");
+}
+
+void check_against_blip(const RetrievalEvalResult& r, const std::string& label) {
+  const double tol = 1e-4;
+  const double d_text = max_abs_diff(r.text_embeds, blip_tensor("text_embeds"));
+  const double d_image = max_abs_diff(r.image_embeds, blip_tensor("image_embeds"));
+  EXPECT_LE(d_text, tol);
+  EXPECT_LE(d_image, tol);
+  const double d_i2t = compare_scores(r.score_matrix_i2t, blip_tensor("score_matrix_i2t"), tol, "i2t");
+  const double d_t2i = compare_scores(r.score_matrix_t2i, blip_tensor("score_matrix_t2i"), tol, "t2i");
+  std::printf("  %s vs BLIP: max|diff| text_embeds %.3g, image_embeds %.3g, i2t %.3g, t2i %.3g; "
+              "ITM rows %lld; %.3f s\n",
+              label.c_str(), d_text, d_image, d_i2t, d_t2i, static_cast<long long>(r.itm_rows),
+              r.timing.total_s);
+  expect_blip_metrics(r, label);
+}
+
+TEST(RetrievalEval, ReferenceModeMatchesBlip) {
+  BLIP_REQUIRE_FIXTURES();
+  const RetrievalEvalResult r = run(fixture_options(EvalMode::Reference), fixture().split);
+  EXPECT_EQ(r.k_i2t, 10);
+  EXPECT_EQ(r.k_t2i, 10);
+  EXPECT_EQ(r.itm_rows, 12 * 10 + 60 * 10);
+  check_against_blip(r, "reference");
+}
+
+TEST(RetrievalEval, OptimizedModeMatchesBlipAndReference) {
+  BLIP_REQUIRE_FIXTURES();
+  const RetrievalEvalResult ref = run(fixture_options(EvalMode::Reference), fixture().split);
+  for (std::int64_t itm_batch : {256, 7}) {
+    RetrievalEvalOptions o = fixture_options(EvalMode::Optimized);
+    o.itm_batch = itm_batch;
+    o.num_workers = itm_batch == 7 ? 0 : 3;
+    const RetrievalEvalResult r = run(o, fixture().split);
+    check_against_blip(r, "optimized (itm_batch " + std::to_string(itm_batch) + ")");
+    EXPECT_LT(r.itm_rows, ref.itm_rows);  // pairs wanted by both directions are scored once
+    const double d_i2t = compare_scores(r.score_matrix_i2t, ref.score_matrix_i2t, 1e-5, "i2t vs ref");
+    const double d_t2i = compare_scores(r.score_matrix_t2i, ref.score_matrix_t2i, 1e-5, "t2i vs ref");
+    std::printf("  optimized vs reference: max|diff| i2t %.3g, t2i %.3g\n", d_i2t, d_t2i);
+  }
+}
+
+TEST(RetrievalEval, KTestLargerThanSplitScoresEverything) {
+  BLIP_REQUIRE_FIXTURES();
+  RetrievalEvalOptions o = fixture_options(EvalMode::Optimized);
+  o.k_test = 1000;
+  const RetrievalEvalResult r = run(o, fixture().split);
+  EXPECT_EQ(r.k_i2t, 60);
+  EXPECT_EQ(r.k_t2i, 12);
+  EXPECT_EQ((r.score_matrix_i2t == -100.0f).sum().item<std::int64_t>(), 0);
+  EXPECT_EQ((r.score_matrix_t2i == -100.0f).sum().item<std::int64_t>(), 0);
+  // Every pair is scored once; the two matrices hold the same values.
+  EXPECT_TRUE(at::equal(r.score_matrix_i2t, r.score_matrix_t2i.t()));
+  EXPECT_EQ(r.itm_rows, 12 * 60);
+}
+
+// An annotation file in a temp dir whose images point (absolutely) at the fixture images, with
+// one missing image inserted at `bad_at`.
+std::string write_annotation(const std::string& dir, int bad_at) {
+  const std::string src = blip::test::blip_ref_dir() + "/eval/coco_karpathy_test.json";
+  std::ifstream in(src);
+  nlohmann::json ann = nlohmann::json::parse(in), out = nlohmann::json::array();
+  for (std::size_t i = 0; i < ann.size(); ++i) {
+    if (static_cast<int>(i) == bad_at)
+      out.push_back({{"image", dir + "/missing.jpg"}, {"caption", {"a ghost", "nothing here"}}});
+    ann[i]["image"] = blip::test::blip_ref_dir() + "/" + ann[i]["image"].get<std::string>();
+    out.push_back(ann[i]);
+  }
+  std::ofstream(dir + "/retrieval_test.json") << out.dump();
+  return dir;
+}
+
+TEST(RetrievalEval, SkipBadImagesDropsThemWithTheirCaptions) {
+  BLIP_REQUIRE_FIXTURES();
+  const std::string dir = write_annotation(blip::test::temp_dir(), 5);
+  RetrievalSplitSpec spec;
+  spec.dataset = "custom";
+  spec.ann_root = dir;
+  spec.image_root = "/nonexistent";  // every entry is absolute
+  const RetrievalSplit with_bad = load_retrieval_split(spec);
+  ASSERT_EQ(with_bad.num_images(), 13);
+  ASSERT_EQ(with_bad.num_texts(), 62);
+
+  for (EvalMode mode : {EvalMode::Optimized, EvalMode::Reference}) {
+    RetrievalEvalOptions o = fixture_options(mode);
+    try {
+      run(o, with_bad);
+      ADD_FAILURE() << "no error for the missing image";
+    } catch (const blip::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(dir + "/missing.jpg"), std::string::npos) << e.what();
+    }
+    o.skip_bad_images = true;
+    const RetrievalEvalResult r = run(o, with_bad);
+    ASSERT_EQ(r.skipped.size(), 1u);
+    EXPECT_EQ(r.skipped[0].index, 5);
+    EXPECT_EQ(r.split.num_images(), 12);
+    EXPECT_EQ(r.split.text, fixture().split.text);
+    // Exactly the evaluation of the split without that entry, i.e. BLIP's on the fixture.
+    check_against_blip(r, std::string("skip-bad-images, ") + eval_mode_name(mode));
+  }
+}
+
+TEST(RetrievalEval, BadOptionsAndEmptySplit) {
+  BLIP_REQUIRE_FIXTURES();
+  RetrievalEvalOptions o = fixture_options(EvalMode::Optimized);
+  o.k_test = 0;
+  EXPECT_THROW(run(o, fixture().split), blip::Error);
+  EXPECT_THROW(parse_eval_mode("fast"), blip::Error);
+  EXPECT_EQ(parse_eval_mode("reference"), EvalMode::Reference);
+  // Every image unreadable: an error, not an empty result.
+  const std::string dir = blip::test::temp_dir();
+  std::ofstream(dir + "/retrieval_test.json")
+      << R"([{"image": "gone.jpg", "caption": ["x"]}, {"image": "gone2.jpg", "caption": ["y"]}])";
+  RetrievalSplitSpec spec;
+  spec.dataset = "custom";
+  spec.ann_root = dir;
+  spec.image_root = dir;
+  o = fixture_options(EvalMode::Optimized);
+  o.skip_bad_images = true;
+  try {
+    run(o, load_retrieval_split(spec));
+    ADD_FAILURE() << "no error";
+  } catch (const blip::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no image could be read"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("retrieval_test.json"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
