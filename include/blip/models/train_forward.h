@@ -1,0 +1,52 @@
+// BLIP_Retrieval.forward (models/blip_retrieval.py) in a single process: the ITA loss against the
+// momentum features and queues, the queue update, and the ITM loss with hard negatives.
+//
+// With one process, BLIP's negative_all_rank = True and False compute the same thing (the
+// all-gathers are copies), so this covers both; multi-process training would need the gathers.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include "blip/models/blip_retrieval.h"
+
+namespace blip::models {
+
+// The hard negatives of a batch: for each text the index of its negative image, for each image
+// the index of its negative text ([B] int64, indices into the batch).
+struct ItmNegatives {
+  at::Tensor image_for_text;
+  at::Tensor text_for_image;
+};
+
+struct TrainForward {
+  at::Tensor loss_ita;  // 0-d
+  at::Tensor loss_itm;  // 0-d
+  // What forward computed on the way, for inspection and tests.
+  at::Tensor image_embeds, image_embeds_m;     // [B, N, D]
+  at::Tensor image_feat, image_feat_m;         // [B, E]
+  at::Tensor text_hidden, text_hidden_m;       // [B, L, H] (mode text)
+  at::Tensor text_feat, text_feat_m;           // [B, E]
+  at::Tensor sim_targets;                      // [B, B + Q]: idx matches, normalised per row
+  at::Tensor sim_i2t, sim_t2i, sim_i2t_m, sim_t2i_m;  // [B, B + Q], divided by temp
+  at::Tensor sim_i2t_targets, sim_t2i_targets;         // alpha-mixed soft targets
+  at::Tensor weights_i2t, weights_t2i;         // [B, B] negative-sampling weights (same idx -> 0)
+  ItmNegatives negatives;                      // the chosen negatives
+  at::Tensor itm_pos_hidden;                   // [B, L, H]
+  at::Tensor itm_neg_hidden;                   // [2B, L, H]
+  at::Tensor vl_output;                        // [3B, 2] ITM logits
+  at::Tensor itm_labels;                       // [3B]: B ones, 2B zeros
+};
+
+// One BLIP_Retrieval.forward(image, caption, alpha, idx) step on tokenised captions
+// (input_ids [B, L] with [CLS] in column 0, attention_mask [B, L]); idx [B] int64.
+// Side effects as in BLIP: temp is clamped to [0.001, 0.5], the momentum encoders are updated,
+// and the momentum features are enqueued. Negatives are drawn with at::multinomial from the
+// default CPU generator, exactly as BLIP does, unless `replay` gives them.
+// Throws blip::Error when the model has no momentum encoders, when queue_size is not a multiple
+// of B, or when every sample of the batch shares one idx (no negative can be drawn).
+TrainForward train_forward(BlipRetrievalImpl& model, const at::Tensor& images,
+                           const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                           const at::Tensor& idx, double alpha, int64_t enc_token_id,
+                           const ItmNegatives* replay = nullptr);
+
+}  // namespace blip::models
