@@ -44,6 +44,19 @@ at::Tensor BertModelImpl::run(const at::Tensor& input_ids, const at::Tensor& att
                               const CrossAttentionCache* cross_kv,
                               const at::Tensor& encoder_attention_mask, BertTrace* trace) {
   check_mask(input_ids, attention_mask);
+  const int64_t batch = input_ids.size(0);
+  auto check_batch = [&](int64_t b, const char* what) {
+    if (b != batch && b != 1)
+      fail("text_encoder", std::string(what) + " has batch " + std::to_string(b) + ", the texts " +
+                               std::to_string(batch) + " (use the same batch, or 1 to broadcast)");
+  };
+  if (mode == TextMode::Multimodal) {
+    if (cross_kv != nullptr) {
+      for (const auto& kv : *cross_kv) check_batch(kv.key.size(0), "the cross-attention cache");
+    } else {
+      check_batch(encoder_hidden_states.size(0), "encoder_hidden_states");
+    }
+  }
   const at::ScalarType dtype = embeddings->word_embeddings->weight.scalar_type();
   const at::Tensor mask = attention_mask.defined()
                               ? attention_mask

@@ -38,6 +38,9 @@ PatchEmbedImpl::PatchEmbedImpl(const VitConfig& config)
 }
 
 at::Tensor PatchEmbedImpl::forward(const at::Tensor& images) {
+  if (!at::isFloatingType(images.scalar_type()))
+    fail("visual_encoder", "images must be a floating-point tensor, got " +
+                               std::string(c10::toString(images.scalar_type())));
   if (images.dim() != 4 || images.size(1) != in_channels_ || images.size(2) != image_size_ ||
       images.size(3) != image_size_)
     fail("visual_encoder", "expected images of shape [B, " + std::to_string(in_channels_) + ", " +

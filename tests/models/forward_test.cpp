@@ -100,4 +100,25 @@ TEST_F(TinyForward, ItmMatchesReference) {
                1e-6);
 }
 
+TEST_F(TinyForward, BadInputsAreErrors) {
+  const at::Tensor ids = ref_.at("text.input_ids"), mask = ref_.at("text.attention_mask");
+  blip::test::expect_error([&] { model_->image_embeds(at::zeros({1, 3, 32, 32})); },
+                           {"visual_encoder", "[B, 3, 64, 64]"});
+  blip::test::expect_error([&] { model_->image_embeds(at::zeros({1, 3, 64, 64}, at::kByte)); },
+                           {"visual_encoder", "floating-point"});
+  blip::test::expect_error([&] { model_->text_embeds(ids.to(at::kInt), mask); },
+                           {"text_encoder", "int64"});
+  blip::test::expect_error([&] { model_->text_embeds(at::zeros({1, 600}, at::kLong), {}); },
+                           {"text_encoder", "600", "512"});
+  blip::test::expect_error([&] { model_->text_embeds(at::full({1, 3}, 40000, at::kLong), {}); },
+                           {"text_encoder", "out of range"});
+  blip::test::expect_error([&] { model_->text_embeds(ids, mask.narrow(1, 0, 10)); },
+                           {"text_encoder", "attention_mask"});
+  const at::Tensor images = model_->image_embeds(ref_.at("image"));  // batch 4, texts 6
+  blip::test::expect_error([&] { model_->itm_logits(ids, mask, images); },
+                           {"text_encoder", "batch 4"});
+  blip::test::expect_error([&] { model_->itm_logits(ids, mask, at::zeros({6, 17, 10})); },
+                           {"text_encoder", "encoder_hidden_states"});
+}
+
 }  // namespace

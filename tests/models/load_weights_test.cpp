@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "blip/error.h"
+#include "blip/io/checkpoint.h"
 #include "blip/models/factory.h"
 #include "blip/models/state_dict.h"
 #include "common/fixtures.h"
@@ -57,6 +58,18 @@ TEST_F(LoadWeights, TinyCheckpointLoadsCompletelyAndStrictly) {
   // Momentum parameters stay frozen after loading.
   for (const auto& p : model->visual_encoder_m->parameters()) EXPECT_FALSE(p.requires_grad());
   for (const auto& p : model->visual_encoder->parameters()) EXPECT_TRUE(p.requires_grad());
+}
+
+TEST_F(LoadWeights, NamedStateListsKeysInCheckpointOrder) {
+  // BLIP's state_dict() order, as torch.save wrote it.
+  const auto ckpt = blip::io::load_model_tensors(blip::test::tiny_checkpoint_path());
+  const auto mine = blip::models::named_state(*reference_);
+  ASSERT_EQ(mine.size(), ckpt.size());
+  for (size_t i = 0; i < mine.size(); ++i) {
+    EXPECT_EQ(mine[i].first, ckpt[i].first) << "entry " << i;
+    EXPECT_EQ(mine[i].second.scalar_type(), ckpt[i].second.scalar_type()) << ckpt[i].first;
+    EXPECT_TRUE(at::equal(mine[i].second, ckpt[i].second)) << ckpt[i].first;
+  }
 }
 
 TEST_F(LoadWeights, StrictErrorListsEveryProblemAndLoadsNothing) {
