@@ -12,6 +12,7 @@
 #include "blip/models/factory.h"
 #include "blip/text/tokenizer.h"
 #include "common/fixtures.h"
+#include "eval/worker_process.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -231,6 +232,60 @@ TEST(RetrievalEval, BadOptionsAndEmptySplit) {
     EXPECT_NE(std::string(e.what()).find("no image could be read"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("retrieval_test.json"), std::string::npos) << e.what();
   }
+}
+
+// ------------------------------------------------------------------------------------------
+// Two ranks (spawned processes over Gloo on loopback) give the single-process matrices:
+// reference mode bitwise (same features, rows split as BLIP splits them), optimized mode within
+// float rounding (its feature passes are sharded), and both BLIP's metrics exactly. The split
+// has a missing image that only one rank of the optimized shards sees.
+// ------------------------------------------------------------------------------------------
+TEST(RetrievalEvalWorker, TwoRanks) {
+  if (!blip::test::is_worker()) GTEST_SKIP() << "runs only as a spawned rank";
+  BLIP_REQUIRE_FIXTURES();
+  DistOptions dopt;
+  dopt.timeout = blip::test::worker_timeout();
+  const DistContext ctx = init_distributed(dopt);
+  ASSERT_EQ(ctx.world_size(), 2);
+  const std::string dir = write_annotation(blip::test::temp_dir(), 9);  // rank 1's shard
+  RetrievalSplitSpec spec;
+  spec.dataset = "custom";
+  spec.ann_root = dir;
+  const RetrievalSplit split = load_retrieval_split(spec);
+  for (EvalMode mode : {EvalMode::Reference, EvalMode::Optimized}) {
+    RetrievalEvalOptions o = fixture_options(mode);
+    o.skip_bad_images = true;
+    const RetrievalEvalResult multi = run(o, split, ctx);
+    const RetrievalEvalResult single = run(o, split);
+    ASSERT_EQ(multi.skipped.size(), 1u);
+    EXPECT_EQ(multi.skipped[0].index, 9);
+    EXPECT_EQ(multi.split.text, single.split.text);
+    double d_i2t = 0, d_t2i = 0;
+    if (mode == EvalMode::Reference) {
+      EXPECT_TRUE(at::equal(multi.score_matrix_i2t, single.score_matrix_i2t));
+      EXPECT_TRUE(at::equal(multi.score_matrix_t2i, single.score_matrix_t2i));
+    } else {
+      d_i2t = compare_scores(multi.score_matrix_i2t, single.score_matrix_i2t, 1e-5, "i2t");
+      d_t2i = compare_scores(multi.score_matrix_t2i, single.score_matrix_t2i, 1e-5, "t2i");
+    }
+    EXPECT_LT(multi.itm_rows, single.itm_rows);  // the work is split
+    std::printf("  [rank %d] %s: 2-rank vs 1-rank max|diff| i2t %.3g t2i %.3g; ITM rows %lld of %lld\n",
+                ctx.rank(), eval_mode_name(mode), d_i2t, d_t2i,
+                static_cast<long long>(multi.itm_rows), static_cast<long long>(single.itm_rows));
+    check_against_blip(multi, std::string("2 ranks ") + eval_mode_name(mode));
+  }
+}
+
+TEST(RetrievalEvalDistributed, TwoRanksEqualOneRank) {
+  if (blip::test::is_worker()) GTEST_SKIP() << "parent-only test";
+  BLIP_REQUIRE_FIXTURES();
+  if (!distributed_available()) GTEST_SKIP() << "built without c10d";
+  const int port = blip::test::unused_loopback_port();
+  std::vector<blip::test::Child> ranks;
+  for (int r = 0; r < 2; ++r)
+    ranks.push_back(blip::test::spawn_worker("RetrievalEvalWorker.TwoRanks",
+                                             blip::test::rank_env(r, 2, port, "", 30000)));
+  EXPECT_TRUE(blip::test::wait_all(ranks, 120));
 }
 
 }  // namespace
