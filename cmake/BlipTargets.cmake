@@ -1,5 +1,5 @@
 # libblip is built from one OBJECT library per area (src/<area>/*.cpp), merged into the static
-# library `blip`. Each area can be built and tested on its own (target blip_<area>).
+# library `blip`. Each area can be built and tested on its own (target blipobj_<area>; tools own the blip_<tool> names).
 set(BLIP_WARNINGS -Wall -Wextra -Wno-unused-parameter)
 
 function(blip_area name)
@@ -8,29 +8,29 @@ function(blip_area name)
   if(NOT _srcs)
     return()
   endif()
-  add_library(blip_${name} OBJECT ${_srcs})
-  target_include_directories(blip_${name} PUBLIC
+  add_library(blipobj_${name} OBJECT ${_srcs})
+  target_include_directories(blipobj_${name} PUBLIC
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
     $<INSTALL_INTERFACE:include>
     PRIVATE ${PROJECT_SOURCE_DIR}/src)
-  target_compile_options(blip_${name} PRIVATE ${BLIP_WARNINGS} ${BLIP_TORCH_CXX_FLAGS})
-  target_link_libraries(blip_${name} PUBLIC ${A_DEPS})
-  set_property(GLOBAL APPEND PROPERTY BLIP_AREAS blip_${name})
+  target_compile_options(blipobj_${name} PRIVATE ${BLIP_WARNINGS} ${BLIP_TORCH_CXX_FLAGS})
+  target_link_libraries(blipobj_${name} PUBLIC ${A_DEPS})
+  set_property(GLOBAL APPEND PROPERTY BLIP_AREAS blipobj_${name})
 endfunction()
 
 blip_area(core)
-blip_area(io DEPS blip_core torch nlohmann_json::nlohmann_json)
-blip_area(text DEPS blip_core ICU::uc)
-set(_image_deps blip_core torch)
+blip_area(io DEPS blipobj_core torch nlohmann_json::nlohmann_json)
+blip_area(text DEPS blipobj_core ICU::uc)
+set(_image_deps blipobj_core torch)
 if(BLIP_WITH_OPENCV)
   list(APPEND _image_deps ${OpenCV_LIBS})
 endif()
 blip_area(image DEPS ${_image_deps})
-blip_area(models DEPS blip_core blip_io torch yaml-cpp nlohmann_json::nlohmann_json)
-blip_area(features DEPS blip_models blip_text blip_image blip_io blip_core torch nlohmann_json::nlohmann_json)
-blip_area(eval DEPS blip_models blip_text blip_image blip_io blip_core torch Threads::Threads)
+blip_area(models DEPS blipobj_core blipobj_io torch yaml-cpp nlohmann_json::nlohmann_json)
+blip_area(features DEPS blipobj_models blipobj_text blipobj_image blipobj_io blipobj_core torch nlohmann_json::nlohmann_json)
+blip_area(eval DEPS blipobj_models blipobj_text blipobj_image blipobj_io blipobj_core torch Threads::Threads)
 
-foreach(_t blip_text blip_image blip_features blip_eval)
+foreach(_t blipobj_text blipobj_image blipobj_features blipobj_eval)
   if(TARGET ${_t})
     if(BLIP_WITH_OPENCV)
       target_compile_definitions(${_t} PUBLIC BLIP_WITH_OPENCV=1)
@@ -81,13 +81,13 @@ if(BLIP_WITH_SENTENCEPIECE)
   install(TARGETS blip_sentencepiece LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/blip)
   add_dependencies(blip blip_sentencepiece)
 endif()
-if(TARGET blip_text)
-  target_link_libraries(blip_text PUBLIC ${CMAKE_DL_LIBS})
-  target_compile_definitions(blip_text PRIVATE
+if(TARGET blipobj_text)
+  target_link_libraries(blipobj_text PUBLIC ${CMAKE_DL_LIBS})
+  target_compile_definitions(blipobj_text PRIVATE
     BLIP_PLUGIN_BUILD_DIR="${PROJECT_BINARY_DIR}/lib"
     BLIP_PLUGIN_INSTALL_DIR="${CMAKE_INSTALL_FULL_LIBDIR}/blip")
   if(TARGET blip_sentencepiece)
-    add_dependencies(blip_text blip_sentencepiece)
+    add_dependencies(blipobj_text blip_sentencepiece)
   endif()
 endif()
 target_link_libraries(blip PUBLIC ${CMAKE_DL_LIBS})
