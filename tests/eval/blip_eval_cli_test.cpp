@@ -1,0 +1,165 @@
+// blip_eval as a user runs it on the tiny fixture: BLIP's evaluate.txt line byte for byte, the
+// score files, one clear error (exit 1) per bad input, and a 2-process torchrun-style launch.
+#include <gtest/gtest.h>
+
+#include "blip/eval/itm_metrics.h"
+#include "blip/eval/report.h"
+#include "blip/io/safetensors.h"
+#include "common/fixtures.h"
+#include "common/run_command.h"
+#include "eval/worker_process.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace {
+
+using blip::test::blip_ref_dir;
+using blip::test::quote;
+using blip::test::run_command;
+
+std::string tool() { return std::string(BLIP_BINARY_DIR) + "/tools/blip_eval"; }
+
+std::string base_args() {
+  return tool() + " --threads 1 --quiet --config " + quote(blip_ref_dir() + "/tiny_config.yaml");
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// BLIP's metrics on the fixture (eval_result.json), as a RetrievalMetrics.
+blip::eval::RetrievalMetrics blip_metrics() {
+  std::ifstream in(blip_ref_dir() + "/eval/eval_result.json");
+  const auto j = nlohmann::json::parse(in)["itm_eval"];
+  blip::eval::RetrievalMetrics m;
+  m.txt_r1 = j["txt_r1"];
+  m.txt_r5 = j["txt_r5"];
+  m.txt_r10 = j["txt_r10"];
+  m.txt_r_mean = j["txt_r_mean"];
+  m.img_r1 = j["img_r1"];
+  m.img_r5 = j["img_r5"];
+  m.img_r10 = j["img_r10"];
+  m.img_r_mean = j["img_r_mean"];
+  m.r_mean = j["r_mean"];
+  return m;
+}
+
+void skip_without_tool() {
+  if (!std::filesystem::exists(tool())) GTEST_SKIP() << tool() << " not built";
+}
+
+void expect_failure(const std::string& args, const std::vector<std::string>& needles) {
+  const auto r = run_command(base_args() + " " + args);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  for (const auto& n : needles)
+    EXPECT_NE(r.output.find(n), std::string::npos) << "lacks '" << n << "':\n" << r.output;
+}
+
+TEST(BlipEvalCli, WritesBlipsEvaluateLineAndScores) {
+  BLIP_REQUIRE_FIXTURES();
+  skip_without_tool();
+  const std::string out = blip::test::temp_dir() + "/out";
+  const auto r = run_command(base_args() + " --output-dir " + quote(out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::printf("%s", r.output.c_str());
+  // val and test are the same file in the fixture set, so both carry BLIP's metrics.
+  const auto m = blip_metrics();
+  const std::string expected = blip::eval::evaluate_log_line({{"val", m}, {"test", m}}) + "\n";
+  EXPECT_EQ(read_file(out + "/evaluate.txt"), expected);
+  EXPECT_NE(expected.find("\"val_txt_r_mean\": 33.333333333333336"), std::string::npos);
+
+  const auto blip_scores = blip::io::load_safetensors(blip_ref_dir() + "/eval/scores.safetensors");
+  for (const std::string split : {"val", "test"}) {
+    const auto ours = blip::io::load_safetensors(out + "/scores_" + split + ".safetensors");
+    ASSERT_EQ(ours.size(), 2u);
+    for (const auto& [name, t] : ours)
+      for (const auto& [bname, bt] : blip_scores)
+        if (bname == name) {
+          EXPECT_TRUE(at::equal(t == -100.0f, bt == -100.0f)) << name;
+          EXPECT_LE((t - bt).abs().max().item<float>(), 1e-4f) << name;
+        }
+  }
+  // A second run appends, as BLIP's open(..., "a") does.
+  ASSERT_EQ(run_command(base_args() + " --output-dir " + quote(out) + " --split test --mode reference")
+                .exit_code,
+            0);
+  EXPECT_EQ(read_file(out + "/evaluate.txt"),
+            expected + blip::eval::evaluate_log_line({{"test", m}}) + "\n");
+}
+
+TEST(BlipEvalCli, MissingAnnotationNamesFileAndUrl) {
+  BLIP_REQUIRE_FIXTURES();
+  skip_without_tool();
+  const std::string dir = blip::test::temp_dir();
+  expect_failure("--output-dir " + quote(dir) + " --set ann_root=" + quote(dir),
+                 {"error", dir + "/coco_karpathy_val.json", "not found",
+                  "https://storage.googleapis.com/sfr-vision-language-research/datasets/"
+                  "coco_karpathy_val.json"});
+}
+
+TEST(BlipEvalCli, BadImageStopsOrIsSkipped) {
+  BLIP_REQUIRE_FIXTURES();
+  skip_without_tool();
+  const std::string dir = blip::test::temp_dir();
+  std::ifstream in(blip_ref_dir() + "/eval/coco_karpathy_test.json");
+  nlohmann::json ann = nlohmann::json::parse(in);
+  for (auto& e : ann) e["image"] = blip_ref_dir() + "/" + e["image"].get<std::string>();
+  ann.push_back({{"image", dir + "/broken.jpg"}, {"caption", {"a broken picture"}}});
+  std::ofstream(dir + "/broken.jpg") << "not an image";
+  std::ofstream(dir + "/retrieval_test.json") << ann.dump();
+  const std::string args = "--split test --output-dir " + quote(dir + "/out") +
+                           " --set dataset=custom --set ann_root=" + quote(dir);
+  expect_failure(args, {"error", dir + "/broken.jpg", "--skip-bad-images"});
+  const auto r = run_command(base_args() + " " + args + " --skip-bad-images");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("skipped 1 unreadable image"), std::string::npos) << r.output;
+  EXPECT_EQ(read_file(dir + "/out/evaluate.txt"),
+            blip::eval::evaluate_log_line({{"test", blip_metrics()}}) + "\n");
+}
+
+TEST(BlipEvalCli, BadOptions) {
+  BLIP_REQUIRE_FIXTURES();
+  skip_without_tool();
+  const std::string dir = blip::test::temp_dir();
+  expect_failure("--output-dir " + quote(dir) + " --set no_such_key=1", {"error", "no_such_key"});
+  expect_failure("--output-dir " + quote(dir) + " --device tpu", {"error", "--device tpu"});
+  // A launcher environment pointing at a closed port: a clear error within the timeout.
+  const int port = blip::test::unused_loopback_port();
+  const auto r = run_command("RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                             std::to_string(port) + " timeout 60 " + base_args() +
+                             " --dist-timeout 2 --output-dir " + quote(dir));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("127.0.0.1:" + std::to_string(port)), std::string::npos) << r.output;
+}
+
+TEST(BlipEvalCli, TwoProcessesLikeTorchrun) {
+  BLIP_REQUIRE_FIXTURES();
+  skip_without_tool();
+  const std::string dir = blip::test::temp_dir();
+  const int port = blip::test::unused_loopback_port();
+  auto env = [&](int rank) {
+    return "RANK=" + std::to_string(rank) + " LOCAL_RANK=" + std::to_string(rank) +
+           " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " timeout 120 ";
+  };
+  const std::string args = " --split test --dist-timeout 30 --output-dir " + quote(dir + "/out");
+  const auto r = run_command("( " + env(1) + base_args() + args + " > " + quote(dir + "/rank1.log") +
+                             " 2>&1; echo $? > " + quote(dir + "/rank1.rc") + " ) & " + env(0) +
+                             base_args() + args + "; rc=$?; wait; exit $rc");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // Rank 0 writes; rank 1 only computes.
+  EXPECT_EQ(read_file(dir + "/rank1.rc"), "0\n") << read_file(dir + "/rank1.log");
+  EXPECT_NE(r.output.find("distributed: 2 ranks (torchrun, gloo)"), std::string::npos) << r.output;
+  EXPECT_EQ(read_file(dir + "/out/evaluate.txt"),
+            blip::eval::evaluate_log_line({{"test", blip_metrics()}}) + "\n");
+  std::printf("%s", r.output.c_str());
+}
+
+}  // namespace

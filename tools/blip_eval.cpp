@@ -1,0 +1,187 @@
+// blip_eval: BLIP's retrieval evaluation (`train_retrieval.py --config ... --evaluate`).
+//   blip_eval --config FILE [--checkpoint FILE] [--vocab FILE] [--output-dir DIR]
+//             [--split val|test|both] [--mode optimized|reference] [--device cpu|cuda[:n]]
+//             [--k-test N] [--batch-size N] [--itm-batch N] [--workers N] [--threads N]
+//             [--skip-bad-images] [--quiet] [--strict] [--no-scores]
+//             [--dist-timeout S] [--dist-backend auto|gloo|nccl] [--set key=value ...]
+// Multi-process: start one process per rank with torchrun or srun (see blip/eval/distributed.h).
+// Writes (rank 0): the metrics table on stdout, BLIP's JSON line appended to
+// <output-dir>/evaluate.txt, and <output-dir>/scores_<split>.safetensors.
+#include <ATen/Parallel.h>
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "blip/config.h"
+#include "blip/error.h"
+#include "blip/eval/distributed.h"
+#include "blip/eval/itm_metrics.h"
+#include "blip/eval/progress.h"
+#include "blip/eval/report.h"
+#include "blip/eval/retrieval_dataset.h"
+#include "blip/eval/retrieval_eval.h"
+#include "blip/models/factory.h"
+#include "blip/text/tokenizer.h"
+
+namespace {
+
+// "key=value" -> overrides[key] = value.
+std::map<std::string, std::string> parse_overrides(const std::vector<std::string>& items) {
+  std::map<std::string, std::string> out;
+  for (const auto& item : items) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) blip::fail("--set " + item, "expected key=value");
+    out[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  return out;
+}
+
+c10::Device parse_device(const std::string& name, const blip::eval::DistContext& dist) {
+  try {
+    c10::Device device(name);
+    // Like BLIP's torch.cuda.set_device(LOCAL_RANK): each rank takes its own GPU.
+    if (device.is_cuda() && !device.has_index() && dist.distributed())
+      device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(dist.local_rank()));
+    return device;
+  } catch (const std::exception&) {
+    blip::fail("--device " + name, "expected cpu, cuda or cuda:<n>");
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"BLIP image-text retrieval evaluation (train_retrieval.py --evaluate)"};
+  std::string config_path, checkpoint, vocab, output_dir, split_arg = "both", mode_arg = "optimized";
+  std::string device_arg = "cpu", dist_backend = "auto";
+  std::vector<std::string> set_items;
+  std::int64_t k_test = 0, batch_size = 0, itm_batch = 256;
+  int workers = 4, threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  double dist_timeout_s = 30;
+  bool skip_bad = false, quiet = false, strict = false, no_scores = false;
+  app.add_option("--config", config_path, "retrieval YAML (BLIP's configs/retrieval_*.yaml layout)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  app.add_option("--checkpoint", checkpoint, "checkpoint (.pth or .safetensors); overrides `pretrained`");
+  app.add_option("--vocab", vocab, "vocab.txt or SentencePiece .model; overrides `tokenizer`");
+  app.add_option("--output-dir", output_dir, "where evaluate.txt and the score files go "
+                                             "(default output/Retrieval_<dataset>)");
+  app.add_option("--split", split_arg, "val, test or both (BLIP evaluates both)")
+      ->check(CLI::IsMember({"val", "test", "both"}));
+  app.add_option("--mode", mode_arg, "optimized (default) or reference (evaluation() call for call)")
+      ->check(CLI::IsMember({"optimized", "reference"}));
+  app.add_option("--device", device_arg, "cpu, cuda or cuda:<n> (cuda: each rank uses LOCAL_RANK)");
+  app.add_option("--k-test", k_test, "override k_test")->check(CLI::PositiveNumber);
+  app.add_option("--batch-size", batch_size, "override batch_size_test (images per ViT batch)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--itm-batch", itm_batch, "optimized mode: texts per ITM forward")->check(CLI::PositiveNumber);
+  app.add_option("--workers", workers, "image decoding threads (0: decode in the main thread)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", threads, "CPU threads for torch (default: all cores)")->check(CLI::PositiveNumber);
+  app.add_flag("--skip-bad-images", skip_bad,
+               "report and leave out unreadable images (with their captions) instead of stopping");
+  app.add_flag("--quiet", quiet, "no progress bars");
+  app.add_flag("--strict", strict, "every checkpoint key must match the model (BLIP loads non-strict)");
+  app.add_flag("--no-scores", no_scores, "do not write scores_<split>.safetensors");
+  app.add_option("--dist-timeout", dist_timeout_s, "seconds to wait for peers / the master")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--dist-backend", dist_backend, "auto, gloo or nccl")
+      ->check(CLI::IsMember({"auto", "gloo", "nccl"}));
+  app.add_option("--set", set_items, "override a config key: key=value (repeatable)");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    at::set_num_threads(threads);
+    blip::eval::DistOptions dopt;
+    dopt.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(dist_timeout_s * 1000));
+    dopt.backend = dist_backend;
+    dopt.use_cuda = device_arg.rfind("cuda", 0) == 0;
+    const blip::eval::DistContext dist = blip::eval::init_distributed(dopt);
+    const bool main_rank = dist.is_main();
+    if (dist.distributed() && main_rank)
+      std::printf("distributed: %d ranks (%s, %s)\n", dist.world_size(),
+                  dist.launch().launcher.c_str(), dist.backend().c_str());
+
+    auto overrides = parse_overrides(set_items);
+    if (!checkpoint.empty()) overrides["pretrained"] = checkpoint;
+    if (!vocab.empty()) overrides["tokenizer"] = vocab;
+    if (k_test > 0) overrides["k_test"] = std::to_string(k_test);
+    if (batch_size > 0) overrides["batch_size_test"] = std::to_string(batch_size);
+    const blip::RetrievalConfig config = blip::load_retrieval_config(config_path, overrides);
+    if (config.tokenizer.empty())
+      blip::fail(config_path, "no tokenizer: set `tokenizer` in the config or pass --vocab");
+    if (output_dir.empty()) output_dir = "output/Retrieval_" + config.dataset;
+
+    const c10::Device device = parse_device(device_arg, dist);
+    const auto tokenizer = blip::text::load_tokenizer(config.tokenizer);
+    blip::models::LoadOptions load;
+    load.strict = strict;
+    blip::models::LoadReport report;
+    auto model = blip::models::load_blip_retrieval(config, "", load, /*with_momentum=*/false, &report);
+    if (!report.complete() && main_rank)
+      std::fprintf(stderr, "checkpoint %s:\n%s\n", report.source.c_str(), report.describe().c_str());
+    model->to(device);
+
+    blip::eval::RetrievalEvalOptions opt;
+    opt.mode = blip::eval::parse_eval_mode(mode_arg);
+    opt.k_test = config.k_test;
+    opt.batch_size_test = config.batch_size_test;
+    opt.image_size = config.image_size;
+    opt.itm_batch = itm_batch;
+    opt.device = device;
+    opt.num_workers = workers;
+    opt.skip_bad_images = skip_bad;
+    opt.show_progress = blip::eval::progress_enabled(quiet);
+
+    const std::vector<std::string> splits =
+        split_arg == "both" ? std::vector<std::string>{"val", "test"} : std::vector<std::string>{split_arg};
+    std::vector<std::pair<std::string, blip::eval::RetrievalMetrics>> results;
+    for (const auto& name : splits) {
+      blip::eval::RetrievalSplitSpec spec;
+      spec.dataset = config.dataset;
+      spec.split = name;
+      spec.ann_root = config.ann_root;
+      spec.image_root = config.image_root;
+      const blip::eval::RetrievalSplit split = blip::eval::load_retrieval_split(spec);
+      if (main_rank)
+        std::printf("%s: %lld images, %lld captions (%s)\n", name.c_str(),
+                    static_cast<long long>(split.num_images()), static_cast<long long>(split.num_texts()),
+                    split.annotation_file.c_str());
+      opt.label = name;
+      const auto r = blip::eval::evaluate_retrieval(*model, *tokenizer, split, opt, dist);
+      if (!main_rank) continue;
+      if (!r.skipped.empty())
+        std::printf("%s: skipped %zu unreadable image(s) and their captions; scored %lld images, "
+                    "%lld captions\n",
+                    name.c_str(), r.skipped.size(), static_cast<long long>(r.split.num_images()),
+                    static_cast<long long>(r.split.num_texts()));
+      std::printf("%s: evaluation %.1f s (text %.1f, images %.1f, rerank %.1f; %lld ITM rows on rank 0)\n",
+                  name.c_str(), r.timing.total_s, r.timing.text_s, r.timing.image_s, r.timing.rerank_s,
+                  static_cast<long long>(r.itm_rows));
+      results.emplace_back(name, blip::eval::itm_eval(r.score_matrix_i2t, r.score_matrix_t2i,
+                                                      r.split.txt2img, r.split.img2txt));
+      if (!no_scores) {
+        const std::string path = blip::eval::save_score_matrices(output_dir, name, r.score_matrix_i2t,
+                                                                 r.score_matrix_t2i);
+        std::printf("%s: wrote %s\n", name.c_str(), path.c_str());
+      }
+    }
+    if (main_rank) {
+      std::printf("\n%s\n", blip::eval::format_metrics_table(results).c_str());
+      const std::string log = blip::eval::append_evaluate_log(output_dir, results);
+      std::printf("appended to %s\n", log.c_str());
+    }
+    dist.barrier();
+    return 0;
+  } catch (const blip::Error& e) {
+    std::fprintf(stderr, "blip_eval: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "blip_eval: internal error: %s\n", e.what());
+    return 2;
+  }
+}
