@@ -7,14 +7,66 @@
 #include <c10/util/Exception.h>
 #include <caffe2/serialize/inline_container.h>
 
+#include <caffe2/serialize/versions.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
 #include <exception>
 
 namespace blip::io::detail {
 
+namespace {
+
+bool same_name_ignoring_case(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// Checks, before LibTorch opens the archive, everything its reader's constructor would reject:
+// a constructor that throws leaks miniz's state, and these are all cheap to check here.
+void check_torch_layout(const InputFile& file, const std::vector<ZipEntry>& entries) {
+  const std::string& path = file.path();
+  if (file.size() >= 8) {
+    char magic[8];
+    file.read_at(0, magic, sizeof magic, "file magic");
+    if (std::memcmp(magic, "PYTORCH1", 8) == 0) fail(path, "unsupported archive format from a PyTorch preview release");
+  }
+  if (entries.empty()) fail(path, "zip archive holds no records");
+  const auto slash = entries[0].name.find('/');
+  if (slash == std::string::npos)
+    fail(path, "not a torch.save archive: first record '" + entries[0].name + "' is not inside a folder");
+  const std::string prefix = entries[0].name.substr(0, slash + 1);
+  // Like miniz's lookup (case-insensitive), '.data/version' first.
+  const ZipEntry* version = nullptr;
+  for (const char* name : {".data/version", "version"}) {
+    for (const auto& e : entries)
+      if (!version && same_name_ignoring_case(e.name, prefix + name)) version = &e;
+  }
+  if (!version) fail(path, "not a torch.save archive: no '" + prefix + "version' record");
+  if (version->method != 0) return;  // compressed: left to LibTorch
+  if (version->size > 64) fail(path, "torch.save version record is " + std::to_string(version->size) + " bytes long");
+  std::string text(version->size, '\0');
+  file.read_at(version->data_offset, text.data(), text.size(), "version record");
+  if (crc32(text.data(), text.size()) != version->crc32) fail(path, "version record fails its CRC check (corrupt file)");
+  std::size_t i = 0;
+  while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+  std::uint64_t v = 0;
+  std::size_t digits = 0;
+  for (; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])) && digits < 18; ++i, ++digits)
+    v = v * 10 + static_cast<std::uint64_t>(text[i] - '0');
+  if (digits == 0 || v < caffe2::serialize::kMinSupportedFileFormatVersion ||
+      v > caffe2::serialize::kMaxSupportedFileFormatVersion)
+    fail(path, "unsupported torch.save archive version '" + text.substr(0, 20) + "'");
+}
+
+}  // namespace
+
 TorchZipReader::TorchZipReader(const std::string& path) : path_(path) {
   {
     const InputFile file(path);
-    check_zip_structure(file);
+    check_torch_layout(file, check_zip_structure(file));
   }
   try {
     reader_ = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);

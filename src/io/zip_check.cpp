@@ -76,9 +76,27 @@ Directory find_directory(const InputFile& f) {
 
 }  // namespace
 
-void check_zip_structure(const InputFile& f) {
+std::uint32_t crc32(const void* data, std::size_t n) {
+  static const auto table = [] {
+    std::vector<std::uint32_t> t(256);
+    for (std::uint32_t i = 0; i < 256; ++i) {
+      std::uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  std::uint32_t crc = 0xffffffffu;
+  const auto* p = static_cast<const std::uint8_t*>(data);
+  for (std::size_t i = 0; i < n; ++i) crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+  return crc ^ 0xffffffffu;
+}
+
+std::vector<ZipEntry> check_zip_structure(const InputFile& f) {
   const std::string& path = f.path();
   const Directory d = find_directory(f);
+  std::vector<ZipEntry> entries;
+  entries.reserve(d.entries);
   std::vector<std::uint8_t> cd(d.size);
   f.read_at(d.offset, cd.data(), cd.size(), "zip central directory");
 
@@ -132,8 +150,11 @@ void check_zip_structure(const InputFile& f) {
     if (data_start > d.offset || comp > d.offset - data_start)
       fail(path, label + " data (" + std::to_string(comp) + " bytes at " + std::to_string(data_start) +
                      ") runs past the start of the central directory: the file is truncated or corrupt");
+    entries.push_back({name, static_cast<std::uint32_t>(method), static_cast<std::uint32_t>(le(c + 16, 4)), comp,
+                       uncomp, data_start});
     pos += rec_len;
   }
+  return entries;
 }
 
 }  // namespace blip::io::detail

@@ -190,3 +190,30 @@ TEST(BadCheckpoint, ZipClaimingHugeRecord) {
   write_bytes(path, bytes);
   expect_error([&] { blip::io::load_pth(path); }, {path, "zip"});
 }
+
+TEST(BadCheckpoint, VersionRecordProblems) {
+  const std::string good = read_bytes(write_archive("v.pth", model_pickle(12, 3), {{"data/0", std::string(48, '\0')}}));
+  const auto edit = [&](const std::string& name, const std::string& from, const std::string& to, bool all) {
+    std::string bytes = good;
+    for (std::size_t at = bytes.find(from); at != std::string::npos; at = bytes.find(from, at + 1)) {
+      bytes.replace(at, from.size(), to);
+      if (!all) break;
+    }
+    const std::string path = blip::test::temp_dir() + "/" + name;
+    write_bytes(path, bytes);
+    return path;
+  };
+  // Renamed in the local header and the central directory: no version record at all.
+  const auto none = edit("noversion.pth", "archive/version", "archive/versioX", true);
+  expect_error([&] { blip::io::load_pth(none); }, {none, "no 'archive/version' record"});
+  // Content changed ("3\n" -> "4\n"): the CRC no longer matches.
+  const std::size_t at = good.rfind("archive/version");
+  std::string bytes = good;
+  const std::size_t data = good.find("3\n", good.find("archive/version"));
+  ASSERT_NE(data, std::string::npos);
+  ASSERT_LT(data, at);
+  bytes[data] = '4';
+  const std::string crc = blip::test::temp_dir() + "/badcrc.pth";
+  write_bytes(crc, bytes);
+  expect_error([&] { blip::io::load_pth(crc); }, {crc, "CRC"});
+}
