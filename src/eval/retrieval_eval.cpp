@@ -138,6 +138,8 @@ void rerank_reference(BlipRetrievalImpl& model, const at::Tensor& sims, const at
                       bool progress) {
   const std::int64_t num_images = sims.size(0), num_texts = sims.size(1);
   const int world = dist.world_size(), rank = dist.rank();
+  // Reference mode: every rank holds every image, so each image has a local row.
+  const at::Tensor local_rows = at::tensor(local_row_of_image, at::kLong);
   auto image_tokens = [&](std::int64_t i) {
     return images.feats[local_row_of_image[static_cast<std::size_t>(i)]];
   };
@@ -169,9 +171,7 @@ void rerank_reference(BlipRetrievalImpl& model, const at::Tensor& sims, const at
     ProgressBar bar(stage(o, "t2i rerank"), std::max<std::int64_t>(0, end - start), progress);
     for (std::int64_t t = start; t < end; ++t) {
       const auto [topk_sim, topk_idx] = sims_t[t].topk(r.k_t2i, 0);
-      std::vector<at::Tensor> tokens;
-      for (std::int64_t k = 0; k < r.k_t2i; ++k) tokens.push_back(image_tokens(topk_idx[k].item<std::int64_t>()));
-      const at::Tensor encoder_output = at::stack(tokens);
+      const at::Tensor encoder_output = images.feats.index_select(0, local_rows.index_select(0, topk_idx));
       const at::Tensor score =
           itm_scores(model, text_ids[t].repeat({r.k_t2i, 1}), text_atts[t].repeat({r.k_t2i, 1}),
                      encoder_output, o.device).to(at::kCPU);
@@ -199,62 +199,99 @@ void rerank_optimized(BlipRetrievalImpl& model, const at::Tensor& sims, const at
                       bool progress) {
   const std::int64_t num_images = sims.size(0), num_texts = sims.size(1);
   // The same top-k sets (and similarity values) as evaluation()'s per-row topk calls.
-  const auto [i2t_sim, i2t_idx] = sims.topk(r.k_i2t, 1);
-  const auto [t2i_sim, t2i_idx] = sims.t().topk(r.k_t2i, 1);
-  const at::Tensor i2t_idx_c = i2t_idx.contiguous(), t2i_idx_c = t2i_idx.contiguous();
-  const std::int64_t* i2t_ptr = i2t_idx_c.data_ptr<std::int64_t>();
-  const std::int64_t* t2i_ptr = t2i_idx_c.data_ptr<std::int64_t>();
+  const at::Tensor i2t_idx = std::get<1>(sims.topk(r.k_i2t, 1)).contiguous();
+  const at::Tensor t2i_idx = std::get<1>(sims.t().topk(r.k_t2i, 1)).contiguous();
+  const std::int64_t* i2t_ptr = i2t_idx.data_ptr<std::int64_t>();
+  const std::int64_t* t2i_ptr = t2i_idx.data_ptr<std::int64_t>();
 
-  // Texts each local image must be scored against: its own top-k, plus every text that has
-  // this image in its top-k.
-  std::vector<std::vector<std::int64_t>> texts_of(static_cast<std::size_t>(num_images));
+  // The texts each local image is scored against, and for which direction: its own top-k
+  // (i2t), and every text that has this image in its top-k (t2i). A pair in both is scored once.
+  constexpr std::uint8_t kForI2t = 1, kForT2i = 2;
+  struct Wanted {
+    std::int64_t text;
+    std::uint8_t directions;
+  };
+  std::vector<std::vector<Wanted>> wanted(static_cast<std::size_t>(num_images));
   for (std::int64_t i = 0; i < num_images; ++i)
     if (local_row_of_image[i] >= 0)
-      texts_of[i].assign(i2t_ptr + i * r.k_i2t, i2t_ptr + (i + 1) * r.k_i2t);
+      for (std::int64_t k = 0; k < r.k_i2t; ++k) wanted[i].push_back({i2t_ptr[i * r.k_i2t + k], kForI2t});
   for (std::int64_t t = 0; t < num_texts; ++t)
     for (std::int64_t k = 0; k < r.k_t2i; ++k) {
       const std::int64_t i = t2i_ptr[t * r.k_t2i + k];
-      if (local_row_of_image[i] >= 0) texts_of[i].push_back(t);
+      if (local_row_of_image[i] >= 0) wanted[i].push_back({t, kForT2i});
     }
 
-  // Pair scores (itm + sim) for local images; entries of other ranks' images stay 0.
-  at::Tensor pair_score = at::zeros({num_images, num_texts});
+  // With several ranks, entries this rank does not score stay 0 for the all_reduce sum and the
+  // unscored -100 is applied afterwards from the (identical) top-k sets.
+  const bool combine = dist.world_size() > 1;
+  at::Tensor i2t = at::full({num_images, num_texts}, combine ? 0.0f : kUnscored);
+  at::Tensor t2i = at::full({num_texts, num_images}, combine ? 0.0f : kUnscored);
+  float* i2t_data = i2t.data_ptr<float>();
+  float* t2i_data = t2i.data_ptr<float>();
   const at::Tensor sims_cpu = sims.to(at::kCPU).contiguous();
-  const at::Tensor lengths = text_atts.sum(1);
+  const float* sims_data = sims_cpu.data_ptr<float>();
+  const at::Tensor lengths_t = text_atts.sum(1).contiguous();
+  const std::int64_t* lengths = lengths_t.data_ptr<std::int64_t>();
+
   std::int64_t local_images = 0;
   for (std::int64_t i = 0; i < num_images; ++i) local_images += local_row_of_image[i] >= 0;
   ProgressBar bar(stage(o, "ITM rerank"), local_images, progress);
   for (std::int64_t i = 0; i < num_images; ++i) {
     if (local_row_of_image[i] < 0) continue;
-    auto& texts = texts_of[i];
-    std::sort(texts.begin(), texts.end());
-    texts.erase(std::unique(texts.begin(), texts.end()), texts.end());
+    // Merge duplicates; order by caption length so that each chunk's padding can be dropped.
+    auto& w = wanted[i];
+    std::sort(w.begin(), w.end(), [](const Wanted& a, const Wanted& b) { return a.text < b.text; });
+    std::vector<Wanted> pairs;
+    for (const Wanted& x : w) {
+      if (!pairs.empty() && pairs.back().text == x.text)
+        pairs.back().directions |= x.directions;
+      else
+        pairs.push_back(x);
+    }
+    std::stable_sort(pairs.begin(), pairs.end(), [&](const Wanted& a, const Wanted& b) {
+      return lengths[a.text] < lengths[b.text];
+    });
+
     const models::CrossAttentionCache kv =
         model.cross_attention_kv(images.feats[local_row_of_image[i]].unsqueeze(0).to(o.device));
-    for (std::size_t c = 0; c < texts.size(); c += static_cast<std::size_t>(o.itm_batch)) {
-      const std::size_t n = std::min(texts.size() - c, static_cast<std::size_t>(o.itm_batch));
-      const at::Tensor rows =
-          at::tensor(std::vector<std::int64_t>(texts.begin() + c, texts.begin() + c + n), at::kLong);
-      // Columns past the longest caption of the chunk are padding for every row: drop them.
-      const std::int64_t len = lengths.index_select(0, rows).max().item<std::int64_t>();
+    for (std::size_t c = 0; c < pairs.size(); c += static_cast<std::size_t>(o.itm_batch)) {
+      const std::size_t n = std::min(pairs.size() - c, static_cast<std::size_t>(o.itm_batch));
+      std::vector<std::int64_t> chunk(n);
+      std::int64_t len = 0;
+      for (std::size_t k = 0; k < n; ++k) {
+        chunk[k] = pairs[c + k].text;
+        len = std::max(len, lengths[chunk[k]]);
+      }
+      // Columns past the chunk's longest caption are padding in every row: drop them.
+      const at::Tensor rows = at::tensor(chunk, at::kLong);
       const at::Tensor ids = text_ids.index_select(0, rows).narrow(1, 0, len);
       const at::Tensor att = text_atts.index_select(0, rows).narrow(1, 0, len);
       const at::Tensor score = BlipRetrievalImpl::itm_score(
-          model.itm_logits(ids.to(o.device), att.to(o.device), kv)).to(at::kCPU);
-      pair_score[i].index_put_({rows}, score + sims_cpu[i].index_select(0, rows));
+          model.itm_logits(ids.to(o.device), att.to(o.device), kv)).to(at::kCPU, at::kFloat).contiguous();
+      const float* sc = score.data_ptr<float>();
+      for (std::size_t k = 0; k < n; ++k) {
+        const std::int64_t t = chunk[k];
+        // evaluation(): score + topk_sim, both float32.
+        const float value = sc[k] + sims_data[i * num_texts + t];
+        if (pairs[c + k].directions & kForI2t) i2t_data[i * num_texts + t] = value;
+        if (pairs[c + k].directions & kForT2i) t2i_data[t * num_images + i] = value;
+      }
       r.itm_rows += static_cast<std::int64_t>(n);
     }
     bar.advance();
   }
   bar.finish();
-  if (dist.world_size() > 1) dist.all_reduce_sum(pair_score);
 
-  // Scatter into the two matrices; everything outside a row's top-k is -100.
-  at::Tensor i2t = at::full({num_images, num_texts}, kUnscored);
-  i2t.scatter_(1, i2t_idx_c.to(at::kCPU), pair_score.gather(1, i2t_idx_c.to(at::kCPU)));
-  at::Tensor t2i = at::full({num_texts, num_images}, kUnscored);
-  const at::Tensor pair_t = pair_score.t();
-  t2i.scatter_(1, t2i_idx_c.to(at::kCPU), pair_t.gather(1, t2i_idx_c.to(at::kCPU)));
+  if (combine) {
+    dist.all_reduce_sum(i2t);
+    dist.all_reduce_sum(t2i);
+    at::Tensor scored_i2t = at::zeros({num_images, num_texts}, at::kBool);
+    scored_i2t.scatter_(1, i2t_idx, true);
+    i2t.masked_fill_(scored_i2t.logical_not(), kUnscored);
+    at::Tensor scored_t2i = at::zeros({num_texts, num_images}, at::kBool);
+    scored_t2i.scatter_(1, t2i_idx, true);
+    t2i.masked_fill_(scored_t2i.logical_not(), kUnscored);
+  }
   r.score_matrix_i2t = i2t;
   r.score_matrix_t2i = t2i;
 }
