@@ -38,27 +38,34 @@ void check_torch_layout(const InputFile& file, const std::vector<ZipEntry>& entr
   if (slash == std::string::npos)
     fail(path, "not a torch.save archive: first record '" + entries[0].name + "' is not inside a folder");
   const std::string prefix = entries[0].name.substr(0, slash + 1);
-  // Like miniz's lookup (case-insensitive), '.data/version' first.
-  const ZipEntry* version = nullptr;
+  // Like miniz's lookup (case-insensitive), '.data/version' first. Names can repeat, and miniz
+  // may pick any of the equal ones, so every candidate must pass.
+  std::vector<const ZipEntry*> versions;
   for (const char* name : {".data/version", "version"}) {
     for (const auto& e : entries)
-      if (!version && same_name_ignoring_case(e.name, prefix + name)) version = &e;
+      if (same_name_ignoring_case(e.name, prefix + name)) versions.push_back(&e);
+    if (!versions.empty()) break;
   }
-  if (!version) fail(path, "not a torch.save archive: no '" + prefix + "version' record");
-  if (version->method != 0) return;  // compressed: left to LibTorch
-  if (version->size > 64) fail(path, "torch.save version record is " + std::to_string(version->size) + " bytes long");
-  std::string text(version->size, '\0');
-  file.read_at(version->data_offset, text.data(), text.size(), "version record");
-  if (crc32(text.data(), text.size()) != version->crc32) fail(path, "version record fails its CRC check (corrupt file)");
-  std::size_t i = 0;
-  while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
-  std::uint64_t v = 0;
-  std::size_t digits = 0;
-  for (; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])) && digits < 18; ++i, ++digits)
-    v = v * 10 + static_cast<std::uint64_t>(text[i] - '0');
-  if (digits == 0 || v < caffe2::serialize::kMinSupportedFileFormatVersion ||
-      v > caffe2::serialize::kMaxSupportedFileFormatVersion)
-    fail(path, "unsupported torch.save archive version '" + text.substr(0, 20) + "'");
+  if (versions.empty()) fail(path, "not a torch.save archive: no '" + prefix + "version' record");
+  for (const ZipEntry* version : versions) {
+    // torch.save stores every record uncompressed; a compressed version record could only be
+    // checked by inflating it, and LibTorch's constructor leaks when it finds it bad.
+    if (version->method != 0)
+      fail(path, "torch.save version record is compressed (torch.save stores it uncompressed); re-save the checkpoint");
+    if (version->size > 64) fail(path, "torch.save version record is " + std::to_string(version->size) + " bytes long");
+    std::string text(version->size, '\0');
+    file.read_at(version->data_offset, text.data(), text.size(), "version record");
+    if (crc32(text.data(), text.size()) != version->crc32) fail(path, "version record fails its CRC check (corrupt file)");
+    std::size_t i = 0;
+    while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+    std::uint64_t v = 0;
+    std::size_t digits = 0;
+    for (; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])) && digits < 18; ++i, ++digits)
+      v = v * 10 + static_cast<std::uint64_t>(text[i] - '0');
+    if (digits == 0 || v < caffe2::serialize::kMinSupportedFileFormatVersion ||
+        v > caffe2::serialize::kMaxSupportedFileFormatVersion)
+      fail(path, "unsupported torch.save archive version '" + text.substr(0, 20) + "'");
+  }
 }
 
 }  // namespace

@@ -29,6 +29,9 @@ struct Directory {
   std::uint64_t entries, offset, size, end;  // end: where the central directory must stop
 };
 
+// Finds the central directory exactly as miniz (LibTorch's zip library) will: the last
+// end-of-central-directory signature with room for the record after it, and the zip64 record
+// whenever a zip64 locator points at one, whatever the 32-bit fields say.
 Directory find_directory(const InputFile& f) {
   const std::string& path = f.path();
   const std::uint64_t size = f.size();
@@ -37,33 +40,32 @@ Directory find_directory(const InputFile& f) {
   std::vector<std::uint8_t> tail(tail_len);
   f.read_at(size - tail_len, tail.data(), tail.size(), "zip end record");
   std::int64_t at = -1;
-  for (std::int64_t i = static_cast<std::int64_t>(tail_len - kEocdSize); i >= 0; --i) {
-    const std::uint8_t* p = tail.data() + i;
-    if (le(p, 4) == kEocdSig && static_cast<std::uint64_t>(i) + kEocdSize + le(p + 20, 2) <= tail_len) {
-      at = i;
-      break;
-    }
-  }
+  for (std::int64_t i = static_cast<std::int64_t>(tail_len - kEocdSize); i >= 0 && at < 0; --i)
+    if (le(tail.data() + i, 4) == kEocdSig) at = i;
   if (at < 0) fail(path, "not a zip archive, or truncated: no end-of-central-directory record");
   const std::uint8_t* e = tail.data() + at;
   const std::uint64_t eocd_pos = size - tail_len + static_cast<std::uint64_t>(at);
+  if (eocd_pos + kEocdSize + le(e + 20, 2) > size) fail(path, "zip end record's comment runs past the end of the file");
   Directory d{le(e + 10, 2), le(e + 16, 4), le(e + 12, 4), eocd_pos};
   if (le(e + 4, 2) != 0 || le(e + 6, 2) != 0 || le(e + 8, 2) != d.entries)
     fail(path, "multi-disk zip archives are not supported");
-  if (d.entries == 0xffff || d.offset == 0xffffffff || d.size == 0xffffffff) {
-    if (eocd_pos < kZip64LocatorSize) fail(path, "zip64 archive without a zip64 locator");
+
+  if (eocd_pos >= kZip64LocatorSize + kZip64EocdSize) {
     std::uint8_t loc[kZip64LocatorSize];
     f.read_at(eocd_pos - kZip64LocatorSize, loc, sizeof loc, "zip64 locator");
-    if (le(loc, 4) != kZip64LocatorSig) fail(path, "zip64 archive without a zip64 locator");
-    const std::uint64_t z_pos = le(loc + 8, 8);
-    if (z_pos > eocd_pos - kZip64LocatorSize || eocd_pos - kZip64LocatorSize - z_pos < kZip64EocdSize)
-      fail(path, "zip64 end record offset lies outside the archive");
-    std::uint8_t z[kZip64EocdSize];
-    f.read_at(z_pos, z, sizeof z, "zip64 end record");
-    if (le(z, 4) != kZip64EocdSig) fail(path, "zip64 end record has a bad signature");
-    if (le(z + 16, 4) != 0 || le(z + 20, 4) != 0 || le(z + 24, 8) != le(z + 32, 8))
-      fail(path, "multi-disk zip archives are not supported");
-    d = Directory{le(z + 32, 8), le(z + 48, 8), le(z + 40, 8), z_pos};
+    if (le(loc, 4) == kZip64LocatorSig) {
+      const std::uint64_t z_pos = le(loc + 8, 8);
+      if (z_pos > size - kZip64EocdSize) fail(path, "zip64 end record offset lies outside the archive");
+      std::uint8_t z[kZip64EocdSize];
+      f.read_at(z_pos, z, sizeof z, "zip64 end record");
+      if (le(z, 4) == kZip64EocdSig) {
+        if (le(loc + 16, 4) != 1 || le(z + 16, 4) != 0 || le(z + 20, 4) != 0 || le(z + 24, 8) != le(z + 32, 8))
+          fail(path, "multi-disk zip archives are not supported");
+        if (le(z + 4, 8) < kZip64EocdSize - 12) fail(path, "zip64 end record is too short");
+        if (z_pos > eocd_pos) fail(path, "zip64 end record lies after the end record");
+        d = Directory{le(z + 32, 8), le(z + 48, 8), le(z + 40, 8), z_pos};
+      }
+    }
   }
   if (d.offset > d.end || d.size > d.end - d.offset)
     fail(path, "zip central directory (offset " + std::to_string(d.offset) + ", " + std::to_string(d.size) +
@@ -133,7 +135,14 @@ std::vector<ZipEntry> check_zip_structure(const InputFile& f) {
       }
       xp += 4 + len;
     }
-    if (flags & 0x1) fail(path, label + " is encrypted");
+    // Encrypted (0x1, 0x40), patch data (0x20) or masked headers (0x2000): miniz refuses them.
+    if (flags & (0x1 | 0x20 | 0x40 | 0x2000))
+      fail(path, label + " uses unsupported zip features (encryption or patch data, flags " + std::to_string(flags) + ")");
+    // miniz returns no data for what it takes to be a directory (a name ending in '/', or the
+    // DOS directory attribute), leaving the record's buffer unwritten.
+    const bool directory = (!name.empty() && name.back() == '/') || (le(c + 38, 4) & 0x10);
+    if (directory && uncomp != 0)
+      fail(path, label + " is marked as a directory but holds " + std::to_string(uncomp) + " bytes");
     if (method == 0) {
       if (comp != uncomp) fail(path, label + " is stored but its sizes differ");
     } else if (method == 8) {

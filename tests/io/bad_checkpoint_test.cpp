@@ -217,3 +217,26 @@ TEST(BadCheckpoint, VersionRecordProblems) {
   write_bytes(crc, bytes);
   expect_error([&] { blip::io::load_pth(crc); }, {crc, "CRC"});
 }
+
+// Inputs found by fuzz_pth that got past the structure check into LibTorch's reader (which then
+// threw from its constructor, leaking, or returned an unwritten buffer). Each is now refused first.
+TEST(BadCheckpoint, FuzzFindingsAreRefusedBeforeLibTorch) {
+  const std::string good = read_bytes(write_archive("f.pth", model_pickle(12, 3), {{"data/0", std::string(48, '\0')}}));
+  const std::size_t version_cd = good.rfind("PK\x01\x02"s);  // central-directory entry of 'archive/version'
+  const std::size_t zip64 = good.rfind("PK\x06\x06"s);
+  ASSERT_NE(version_cd, std::string::npos);
+  ASSERT_NE(zip64, std::string::npos);
+  const auto variant = [&](const std::string& name, std::size_t at, const std::string& bytes) {
+    std::string b = good;
+    b.replace(at, bytes.size(), bytes);
+    const std::string path = blip::test::temp_dir() + "/" + name;
+    write_bytes(path, b);
+    return path;
+  };
+  const auto dir = variant("dirattr.pth", version_cd + 38, "\x10\x00\x00\x00"s);  // DOS directory attribute
+  expect_error([&] { blip::io::load_pth(dir); }, {dir, "marked as a directory"});
+  const auto enc = variant("encrypted.pth", version_cd + 8, "\x40\x00"s);  // strong-encryption flag
+  expect_error([&] { blip::io::load_pth(enc); }, {enc, "encryption"});
+  const auto empty64 = variant("zip64zero.pth", zip64 + 24, std::string(16, '\0'));  // zip64 record: 0 entries
+  expect_error([&] { blip::io::load_pth(empty64); }, {empty64, "holds no records"});
+}
