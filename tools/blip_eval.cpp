@@ -7,6 +7,7 @@
 // Multi-process: start one process per rank with torchrun or srun (see blip/eval/distributed.h).
 // Writes (rank 0): the metrics table on stdout, BLIP's JSON line appended to
 // <output-dir>/evaluate.txt, and <output-dir>/scores_<split>.safetensors.
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 
@@ -43,10 +44,14 @@ std::map<std::string, std::string> parse_overrides(const std::vector<std::string
 c10::Device parse_device(const std::string& name, const blip::eval::DistContext& dist) {
   try {
     c10::Device device(name);
+    if (device.is_cuda() && !at::hasCUDA())
+      blip::fail("--device " + name, "this libtorch was built without CUDA (use --device cpu)");
     // Like BLIP's torch.cuda.set_device(LOCAL_RANK): each rank takes its own GPU.
     if (device.is_cuda() && !device.has_index() && dist.distributed())
       device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(dist.local_rank()));
     return device;
+  } catch (const blip::Error&) {
+    throw;
   } catch (const std::exception&) {
     blip::fail("--device " + name, "expected cpu, cuda or cuda:<n>");
   }

@@ -63,7 +63,8 @@ at::Tensor text_features(BlipRetrievalImpl& model, const at::Tensor& ids, const 
                         .to(at::kCPU));
     bar.advance(n);
   }
-  return parts.empty() ? at::empty({0, 0}) : at::cat(parts, 0);
+  // An empty shard (more ranks than texts) still has the feature width, for all_gather.
+  return parts.empty() ? at::empty({0, model.spec().embed_dim}) : at::cat(parts, 0);
 }
 
 // Image tokens (visual_encoder output) and normalized embeddings of images [range).

@@ -10,6 +10,7 @@
 #include "eval/worker_process.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -131,6 +132,8 @@ TEST(BlipEvalCli, BadOptions) {
   const std::string dir = blip::test::temp_dir();
   expect_failure("--output-dir " + quote(dir) + " --set no_such_key=1", {"error", "no_such_key"});
   expect_failure("--output-dir " + quote(dir) + " --device tpu", {"error", "--device tpu"});
+  if (!at::hasCUDA())
+    expect_failure("--output-dir " + quote(dir) + " --device cuda", {"error", "--device cuda", "without CUDA"});
   // A launcher environment pointing at a closed port: a clear error within the timeout.
   const int port = blip::test::unused_loopback_port();
   const auto r = run_command("RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
