@@ -15,7 +15,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (ftruncate(fd, 0) != 0 || pwrite(fd, data, size, 0) != static_cast<ssize_t>(size)) std::abort();
   static const std::string path = "/proc/self/fd/" + std::to_string(fd);
   try {
-    blip::io::load_pth(path);
+    blip::io::load_pth(path);  // every storage, read as the pickle names it
+  } catch (const blip::Error&) {
+  }
+  try {
+    blip::io::load_model_tensors(path);  // lazy: only the model's storages
   } catch (const blip::Error&) {
   }
   return 0;

@@ -7,30 +7,75 @@
 
 #include <c10/core/Storage.h>
 
+#include <unordered_map>
+
 namespace blip::io {
 
 namespace {
 constexpr std::size_t kSniffBytes = 16;
 }
 
-pickle::Value load_pth_object(const std::string& path) {
-  const detail::TorchZipReader zip(path);
-  if (!zip.has_record("data.pkl")) fail(path, "not a torch.save archive: it has no data.pkl record");
-  auto [pkl, pkl_size] = zip.read_record("data.pkl");
+namespace {
 
-  const pickle::StorageLoader load_storage = [&](const std::string& key, at::ScalarType dtype, std::int64_t numel) {
+// A torch.save archive being read. Storages are either read as the pickle names them, or
+// (lazy) only sized, and read by fill() for the tensors the caller keeps: loading a model from
+// a checkpoint then skips the optimizer's moment tensors, which are twice the model's size.
+class PthArchive {
+ public:
+  explicit PthArchive(const std::string& path) : path_(path), zip_(path) {}
+
+  pickle::Value unpickle(bool lazy) {
+    if (!zip_.has_record("data.pkl")) fail(path_, "not a torch.save archive: it has no data.pkl record");
+    auto [pkl, pkl_size] = zip_.read_record("data.pkl");
+    const pickle::StorageLoader load_storage = [&](const std::string& key, at::ScalarType dtype, std::int64_t numel) {
+      const std::uint64_t nbytes = static_cast<std::uint64_t>(numel) * c10::elementSize(dtype);
+      if (!lazy) return c10::Storage(c10::Storage::use_byte_size_t(), nbytes, read(key, nbytes), nullptr, false);
+      c10::Storage s(c10::Storage::use_byte_size_t(), nbytes, at::DataPtr(nullptr, at::Device(at::kCPU)), nullptr, false);
+      pending_.emplace(s.unsafeGetStorageImpl(), key);
+      return s;
+    };
+    return pickle::unpickle(static_cast<const std::uint8_t*>(pkl.get()), pkl_size, path_, load_storage);
+  }
+
+  // Reads the bytes of a lazily created storage (once).
+  void fill(const at::Tensor& t) {
+    const c10::Storage& s = t.storage();
+    const auto it = pending_.find(s.unsafeGetStorageImpl());
+    if (it == pending_.end()) return;
+    s.set_data_ptr_noswap(read(it->second, s.nbytes()));
+    pending_.erase(it);
+  }
+
+ private:
+  at::DataPtr read(const std::string& key, std::uint64_t expected) {
     const std::string name = "data/" + key;
-    if (!zip.has_record(name)) fail(path, "tensor storage record '" + name + "' is missing from the archive");
-    auto [data, size] = zip.read_record(name);
-    const std::uint64_t expected = static_cast<std::uint64_t>(numel) * c10::elementSize(dtype);
+    if (!zip_.has_record(name)) fail(path_, "tensor storage record '" + name + "' is missing from the archive");
+    auto [data, size] = zip_.read_record(name);
     if (size != expected)
-      fail(path, "tensor storage record '" + name + "' holds " + std::to_string(size) + " bytes but the pickle declares " +
-                     std::to_string(numel) + " x " + c10::toString(dtype) + " = " + std::to_string(expected) + " bytes");
-    return c10::Storage(c10::Storage::use_byte_size_t(), size, std::move(data), /*allocator=*/nullptr,
-                        /*resizable=*/false);
-  };
-  return pickle::unpickle(static_cast<const std::uint8_t*>(pkl.get()), pkl_size, path, load_storage);
+      fail(path_, "tensor storage record '" + name + "' holds " + std::to_string(size) +
+                      " bytes but the pickle declares " + std::to_string(expected) + " bytes");
+    return std::move(data);
+  }
+
+  std::string path_;
+  detail::TorchZipReader zip_;
+  std::unordered_map<const c10::StorageImpl*, std::string> pending_;
+};
+
+// The state dict of a checkpoint object: its 'model' entry, or the object itself.
+const pickle::Value& model_entry(const pickle::Value& top, const std::string& path) {
+  if (!top.is_dict()) fail(path, std::string("checkpoint holds a ") + top.type_name() + ", not a dict");
+  const pickle::Value* model = top.get("model");
+  return model ? *model : top;
 }
+
+std::string model_what(const pickle::Value& top, const std::string& path) {
+  return top.get("model") ? path + " ['model']" : path;
+}
+
+}  // namespace
+
+pickle::Value load_pth_object(const std::string& path) { return PthArchive(path).unpickle(/*lazy=*/false); }
 
 NamedTensors state_dict_tensors(const pickle::Value& dict, const std::string& what) {
   if (!dict.is_dict()) fail(what, std::string("state dict is a ") + dict.type_name() + ", not a dict");
@@ -47,14 +92,9 @@ NamedTensors state_dict_tensors(const pickle::Value& dict, const std::string& wh
 
 PthCheckpoint load_pth(const std::string& path) {
   const pickle::Value top = load_pth_object(path);
-  if (!top.is_dict()) fail(path, std::string("checkpoint holds a ") + top.type_name() + ", not a dict");
   PthCheckpoint ckpt;
-  const pickle::Value* model = top.get("model");
-  if (!model) {
-    ckpt.model = state_dict_tensors(top, path);
-    return ckpt;
-  }
-  ckpt.model = state_dict_tensors(*model, path + " ['model']");
+  ckpt.model = state_dict_tensors(model_entry(top, path), model_what(top, path));
+  if (!top.get("model")) return ckpt;
   if (const auto* v = top.get("optimizer")) ckpt.optimizer = *v;
   if (const auto* v = top.get("config")) ckpt.config = *v;
   if (const auto* v = top.get("epoch"); v && !v->is_none()) {
@@ -78,7 +118,13 @@ CheckpointFormat sniff_checkpoint_format(const std::string& path) {
 NamedTensors load_model_tensors(const std::string& path) {
   const detail::InputFile file(path);  // reports a missing or unreadable file by name
   switch (sniff_checkpoint_format(path)) {
-    case CheckpointFormat::Pth: return load_pth(path).model;
+    case CheckpointFormat::Pth: {
+      PthArchive archive(path);
+      const pickle::Value top = archive.unpickle(/*lazy=*/true);
+      NamedTensors model = state_dict_tensors(model_entry(top, path), model_what(top, path));
+      for (const auto& [name, t] : model) archive.fill(t);
+      return model;
+    }
     case CheckpointFormat::Safetensors: return load_safetensors(path);
     case CheckpointFormat::Unknown: break;
   }

@@ -240,3 +240,20 @@ TEST(BadCheckpoint, FuzzFindingsAreRefusedBeforeLibTorch) {
   const auto empty64 = variant("zip64zero.pth", zip64 + 24, std::string(16, '\0'));  // zip64 record: 0 entries
   expect_error([&] { blip::io::load_pth(empty64); }, {empty64, "holds no records"});
 }
+
+TEST(BadCheckpoint, ModelLoadingReadsOnlyModelStorages) {
+  // {'model': {'w': <storage '0'>}, 'optimizer': {'m': <storage '1'>}} with record data/1 absent:
+  // load_model_tensors never reads the optimizer's storage, load_pth does and reports it.
+  std::string pkl = model_pickle(12, 3);
+  pkl.pop_back();  // '.'
+  pkl.pop_back();  // the top-level 's'
+  std::string opt = model_pickle(12, 3).substr(3);  // from "X...model" on
+  opt.replace(opt.find("model"), 5, "optim");
+  opt.replace(opt.find("X\x01\x00\x00\x00" "0"s), 6, "X\x01\x00\x00\x00" "1"s);
+  const std::string two = pkl + "s" + opt;  // the second entry is set on the same top-level dict
+  const auto path = write_archive("lazy.pth", two, {{"data/0", std::string(48, '\x01')}});
+  const auto model = blip::io::load_model_tensors(path);
+  ASSERT_EQ(model.size(), 1u);
+  EXPECT_EQ(model[0].second.sizes(), at::IntArrayRef({3, 4}));
+  expect_error([&] { blip::io::load_pth(path); }, {path, "'data/1' is missing"});
+}
