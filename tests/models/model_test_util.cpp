@@ -8,6 +8,7 @@
 #include "blip/io/safetensors.h"
 #include "blip/models/factory.h"
 #include "common/fixtures.h"
+#include "common/tensor_expect.h"
 
 namespace blip::test {
 
@@ -29,17 +30,7 @@ models::BlipRetrieval load_tiny_model() {
 
 void expect_close(const std::string& what, const at::Tensor& actual, const at::Tensor& expected,
                   double atol, double rtol) {
-  ASSERT_TRUE(actual.defined()) << what;
-  ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
-  const at::Tensor a = actual.detach().to(at::kDouble), e = expected.to(at::kDouble);
-  const at::Tensor diff = (a - e).abs();
-  const double max_abs = diff.max().item<double>();
-  const double max_rel = (diff / e.abs().clamp_min(1e-12)).max().item<double>();
-  const bool ok = (diff <= atol + rtol * e.abs()).all().item<bool>();
-  std::cout << "  " << std::left << std::setw(30) << what << " max abs " << std::scientific
-            << std::setprecision(2) << max_abs << "  max rel " << max_rel << std::defaultfloat
-            << "\n";
-  EXPECT_TRUE(ok) << what << ": max abs diff " << max_abs << ", max rel diff " << max_rel;
+  expect_tensor_close(what, actual, expected, atol, rtol);
 }
 
 void write_text(const std::string& path, const std::string& text) {
