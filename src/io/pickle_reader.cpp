@@ -3,8 +3,8 @@
 #include "blip/io/pickle.h"
 
 #include "blip/error.h"
+#include "core/utf8.h"
 #include "io/pickle_opcodes.h"
-#include "io/utf8.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
@@ -390,7 +390,7 @@ class Unpickler {
         if (a.size() != 2 || !a[0].is_string() || !a[1].is_string() ||
             (a[1].as_string() != "latin1" && a[1].as_string() != "latin-1"))
           error_here("_codecs.encode is only accepted as encode(str, 'latin1')");
-        auto bytes = detail::utf8_to_latin1(a[0].as_string());
+        auto bytes = utf8::to_latin1(a[0].as_string());
         if (!bytes) error_here("_codecs.encode argument is not latin-1 text");
         return Value::bytes(std::move(*bytes));
       }

@@ -1,7 +1,7 @@
 #include "blip/io/pickle_value.h"
 
 #include "blip/error.h"
-#include "io/utf8.h"
+#include "core/utf8.h"
 
 #include <c10/core/ScalarType.h>
 #include <nlohmann/json.hpp>
@@ -56,7 +56,7 @@ std::string quote(std::string_view s, bool bytes) {
     }
   }
   out += '\'';
-  return bytes ? out : detail::sanitize_utf8(out);
+  return bytes ? out : utf8::sanitize(out);
 }
 
 bool hash_key_into(const Value& v, std::string& out, std::size_t depth) {
@@ -127,7 +127,7 @@ nlohmann::json to_json_rec(const Value& v, std::size_t depth, std::size_t& budge
     case Value::Kind::Bool: return v.as_bool();
     case Value::Kind::Int: return v.as_int();
     case Value::Kind::Float: return v.as_double();
-    case Value::Kind::String: return detail::sanitize_utf8(v.as_string());
+    case Value::Kind::String: return utf8::sanitize(v.as_string());
     case Value::Kind::Bytes: return quote(v.as_bytes(), true);
     case Value::Kind::Tuple:
     case Value::Kind::List: {
@@ -138,7 +138,7 @@ nlohmann::json to_json_rec(const Value& v, std::size_t depth, std::size_t& budge
     case Value::Kind::Dict: {
       nlohmann::json obj = nlohmann::json::object();
       for (const auto& [key, value] : v.as_dict().items()) {
-        const std::string name = key.is_string() ? detail::sanitize_utf8(key.as_string()) : repr(key);
+        const std::string name = key.is_string() ? utf8::sanitize(key.as_string()) : repr(key);
         obj[name] = to_json_rec(value, depth + 1, budget);
       }
       return obj;

@@ -2,8 +2,8 @@
 #include "blip/io/pickle.h"
 
 #include "blip/error.h"
+#include "core/utf8.h"
 #include "io/pickle_opcodes.h"
-#include "io/utf8.h"
 
 #include <ATen/ATen.h>
 
@@ -152,7 +152,7 @@ class Pickler {
       case Value::Kind::Bytes:
         // Protocol 2 has no bytes opcode: Python writes _codecs.encode(latin-1 text, 'latin1').
         save_global("_codecs", "encode");
-        save_str(detail::latin1_to_utf8(v.as_bytes()));
+        save_str(utf8::from_latin1(v.as_bytes()));
         save_str("latin1");
         opcode(op::TUPLE2);
         opcode(op::REDUCE);

@@ -4,8 +4,9 @@
 #include <string_view>
 #include <vector>
 
+#include "core/utf8.h"
+#include "text/caption_utf8.h"
 #include "text/unicode.h"
-#include "text/utf8.h"
 
 namespace blip::text {
 namespace {
@@ -57,7 +58,7 @@ std::string pre_caption(const std::string& caption, int max_words, const std::st
   while (!view.empty() && view.back() == U'\n') view.remove_suffix(1);
   while (!view.empty() && view.back() == U' ') view.remove_suffix(1);
   while (!view.empty() && view.front() == U' ') view.remove_prefix(1);
-  const std::string stripped = detail::encode_utf8(view);
+  const std::string stripped = utf8::encode(view);
 
   // caption.split(' '): every ' ' separates, so empty words count too.
   std::vector<std::string_view> words;

@@ -3,9 +3,10 @@
 #include "blip/text/sentencepiece_tokenizer.h"
 
 #include "blip/error.h"
+#include "core/utf8.h"
+#include "text/caption_utf8.h"
 #include "text/sentencepiece_plugin.h"
 #include "text/special_token_split.h"
-#include "text/utf8.h"
 
 namespace blip::text {
 
@@ -60,15 +61,15 @@ std::vector<int64_t> SentencePieceTokenizer::encode(const std::string& text) con
   const std::u32string code_points = detail::decode_caption(text);
   std::vector<int64_t> ids;
   for (const auto& piece : detail::split_on_special_tokens(code_points, text_specials_)) {
-    const std::string utf8 = detail::encode_utf8(piece.text);
+    const std::string piece_utf8 = utf8::encode(piece.text);
     if (piece.is_special) {
-      ids.push_back(text_special_ids_.at(utf8));
+      ids.push_back(text_special_ids_.at(piece_utf8));
       continue;
     }
     std::vector<int> piece_ids;
     {
       std::lock_guard<std::mutex> lock(encode_mutex_);
-      piece_ids = model_->encode(utf8);
+      piece_ids = model_->encode(piece_utf8);
     }
     for (int id : piece_ids) ids.push_back(id == model_unk_ ? special_.unk : id);
   }

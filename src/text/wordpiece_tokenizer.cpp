@@ -6,9 +6,10 @@
 #include <iterator>
 
 #include "blip/error.h"
+#include "core/utf8.h"
 #include "text/bert_basic_tokenizer.h"
+#include "text/caption_utf8.h"
 #include "text/special_token_split.h"
-#include "text/utf8.h"
 
 namespace blip::text {
 namespace {
@@ -29,7 +30,7 @@ std::string read_vocab_file(const std::string& path) {
 
 // Python's readlines() in text mode with universal newlines, then rstrip("\n").
 std::vector<std::string> split_vocab_lines(const std::string& bytes, const std::string& path) {
-  detail::decode_utf8(bytes, path);  // load_vocab opens the file as UTF-8 and fails otherwise
+  utf8::decode(bytes, path);  // load_vocab opens the file as UTF-8 and fails otherwise
   std::vector<std::string> lines;
   std::string current;
   for (size_t i = 0; i < bytes.size(); ++i) {
@@ -54,7 +55,7 @@ WordPieceTokenizer::WordPieceTokenizer(const std::string& vocab_path) : source_(
 
 WordPieceTokenizer::WordPieceTokenizer(const std::vector<std::string>& vocab, const std::string& source)
     : source_(source) {
-  for (const auto& token : vocab) detail::decode_utf8(token, source);
+  for (const auto& token : vocab) utf8::decode(token, source);
   init(vocab);
 }
 
@@ -63,7 +64,7 @@ void WordPieceTokenizer::init(const std::vector<std::string>& vocab) {
   for (size_t i = 0; i < vocab.size(); ++i) vocab_[vocab[i]] = static_cast<int64_t>(i);
   for (const auto& [token, id] : vocab_) {
     ids_to_tokens_[id] = token;
-    const size_t chars = detail::decode_utf8(token, source_).size();
+    const size_t chars = utf8::decode(token, source_).size();
     longest_piece_ = std::max(longest_piece_, token.rfind("##", 0) == 0 ? chars - 2 : chars);
   }
   const auto unk = vocab_.find(kUnkToken);
@@ -101,7 +102,7 @@ std::vector<std::string> WordPieceTokenizer::tokenize(const std::string& text) c
   std::vector<std::string> out;
   for (const auto& piece : detail::split_on_special_tokens(lowered, special_names_)) {
     if (piece.is_special) {
-      out.push_back(detail::encode_utf8(piece.text));
+      out.push_back(utf8::encode(piece.text));
       continue;
     }
     for (const auto& word : detail::bert_basic_tokenize(piece.text, special_names_)) wordpiece(word, out);
@@ -120,7 +121,7 @@ void WordPieceTokenizer::wordpiece(const std::u32string& word, std::vector<std::
   std::vector<size_t> offset;
   for (char32_t c : word) {
     offset.push_back(bytes.size());
-    detail::append_utf8(bytes, c);
+    utf8::append(bytes, c);
   }
   offset.push_back(bytes.size());
 
