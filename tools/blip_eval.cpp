@@ -1,12 +1,15 @@
 // blip_eval: BLIP's retrieval evaluation (`train_retrieval.py --config ... --evaluate`).
-//   blip_eval --config FILE [--checkpoint FILE] [--vocab FILE] [--output-dir DIR]
-//             [--split val|test|both] [--mode optimized|reference] [--device cpu|cuda[:n]]
-//             [--k-test N] [--batch-size N] [--itm-batch N] [--workers N] [--threads N]
-//             [--skip-bad-images] [--quiet] [--strict] [--no-scores]
-//             [--dist-timeout S] [--dist-backend auto|gloo|nccl] [--set key=value ...]
+//   blip_eval --config FILE [--checkpoint FILE] [--vocab FILE] [--output_dir DIR]
+//             [--split val|test|both] [--device cpu|cuda[:n]] [--seed N] [--k_test N]
+//             [--batch_size N] [--precision fp32|bf16|fp16] [--save-scores] [--quiet]
+//             [--mode optimized|reference] [--itm-batch N] [--image-block N]
+//             [--max-token-memory GiB] [--workers N] [--threads N] [--skip-bad-images]
+//             [--strict] [--dist-timeout S] [--dist-backend auto|gloo|nccl] [--set key=value ...]
+// Flags override the config's keys; an unknown flag is an error that names it.
 // Multi-process: start one process per rank with torchrun or srun (see blip/eval/distributed.h).
 // Writes (rank 0): the metrics table on stdout, BLIP's JSON line appended to
-// <output-dir>/evaluate.txt, and <output-dir>/scores_<split>.safetensors.
+// <output_dir>/evaluate.txt and, only with --save-scores, <output_dir>/scores_<split>.safetensors
+// (BLIP writes no score files).
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
@@ -62,36 +65,59 @@ c10::Device parse_device(const std::string& name, const blip::eval::DistContext&
 int main(int argc, char** argv) {
   CLI::App app{"BLIP image-text retrieval evaluation (train_retrieval.py --evaluate)"};
   std::string config_path, checkpoint, vocab, output_dir, split_arg = "both", mode_arg = "optimized";
-  std::string device_arg = "cpu", dist_backend = "auto";
+  std::string device_arg = "cpu", dist_backend = "auto", precision_arg = "fp32";
   std::vector<std::string> set_items;
-  std::int64_t k_test = 0, batch_size = 0, itm_batch = 256;
+  std::int64_t k_test = 0, batch_size = 0, itm_batch = 256, image_block = 0;
+  std::uint64_t seed = 42;
+  double max_token_gib = blip::eval::kDefaultMaxTokenMemoryGiB;
   int workers = 4, threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   double dist_timeout_s = 30;
-  bool skip_bad = false, quiet = false, strict = false, no_scores = false;
+  bool skip_bad = false, quiet = false, strict = false, save_scores = false;
   app.add_option("--config", config_path, "retrieval YAML (BLIP's configs/retrieval_*.yaml layout)")
       ->required()
       ->check(CLI::ExistingFile);
   app.add_option("--checkpoint", checkpoint, "checkpoint (.pth or .safetensors); overrides `pretrained`");
   app.add_option("--vocab", vocab, "vocab.txt or SentencePiece .model; overrides `tokenizer`");
-  app.add_option("--output-dir", output_dir, "where evaluate.txt and the score files go "
-                                             "(default output/Retrieval_<dataset>)");
-  app.add_option("--split", split_arg, "val, test or both (BLIP evaluates both)")
+  app.add_option("--output_dir,--output-dir", output_dir,
+                 "where evaluate.txt (and, with --save-scores, the score files) go "
+                 "(default output/Retrieval_<dataset>)");
+  app.add_option("--split", split_arg, "val, test or both (default both, as BLIP evaluates both)")
       ->check(CLI::IsMember({"val", "test", "both"}));
+  app.add_option("--device", device_arg, "cpu (default), cuda or cuda:<n> (cuda: each rank uses LOCAL_RANK)");
+  app.add_option("--seed", seed,
+                 "torch seed (BLIP: seed + rank; default 42). Evaluation is deterministic anyway: "
+                 "no dropout, no sampling")
+      ->capture_default_str();
+  app.add_option("--k_test,--k-test", k_test, "override the config's k_test (ITM reranks the top k)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--batch_size,--batch-size", batch_size,
+                 "override the config's batch_size_test (images per ViT batch)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--precision", precision_arg,
+                 "fp32 (default), bf16 or fp16 (cuda only): model weights and activations in that "
+                 "type; ITC similarities and score matrices stay fp32")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  app.add_flag("--save-scores", save_scores,
+               "also write <output_dir>/scores_<split>.safetensors (score_matrix_i2t/t2i, fp32)");
+  app.add_flag("--quiet", quiet, "no progress bars and no memory report on stderr");
   app.add_option("--mode", mode_arg, "optimized (default) or reference (evaluation() call for call)")
       ->check(CLI::IsMember({"optimized", "reference"}));
-  app.add_option("--device", device_arg, "cpu, cuda or cuda:<n> (cuda: each rank uses LOCAL_RANK)");
-  app.add_option("--k-test", k_test, "override k_test")->check(CLI::PositiveNumber);
-  app.add_option("--batch-size", batch_size, "override batch_size_test (images per ViT batch)")
-      ->check(CLI::PositiveNumber);
   app.add_option("--itm-batch", itm_batch, "optimized mode: texts per ITM forward")->check(CLI::PositiveNumber);
+  app.add_option("--image-block", image_block,
+                 "optimized mode: keep only CLS features in the first pass and recompute the ViT "
+                 "tokens of N images at a time for the ITM rerank (0: decide from --max-token-memory)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-token-memory", max_token_gib,
+                 "optimized mode: GiB of ViT tokens kept in host memory; above it the tokens are "
+                 "recomputed in blocks that fit")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--workers", workers, "image decoding threads (0: decode in the main thread)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--threads", threads, "CPU threads for torch (default: all cores)")->check(CLI::PositiveNumber);
   app.add_flag("--skip-bad-images", skip_bad,
                "report and leave out unreadable images (with their captions) instead of stopping");
-  app.add_flag("--quiet", quiet, "no progress bars");
   app.add_flag("--strict", strict, "every checkpoint key must match the model (BLIP loads non-strict)");
-  app.add_flag("--no-scores", no_scores, "do not write scores_<split>.safetensors");
   app.add_option("--dist-timeout", dist_timeout_s, "seconds to wait for peers / the master")
       ->check(CLI::PositiveNumber);
   app.add_option("--dist-backend", dist_backend, "auto, gloo or nccl")
@@ -107,6 +133,9 @@ int main(int argc, char** argv) {
     dopt.use_cuda = device_arg.rfind("cuda", 0) == 0;
     const blip::eval::DistContext dist = blip::eval::init_distributed(dopt);
     const bool main_rank = dist.is_main();
+    // As BLIP's main(): seed + rank. Nothing in evaluation draws random numbers (no dropout in
+    // eval mode, no sampling), so the results do not depend on it.
+    at::manual_seed(seed + static_cast<std::uint64_t>(dist.rank()));
     if (dist.distributed() && main_rank)
       std::printf("distributed: %d ranks (%s, %s)\n", dist.world_size(),
                   dist.launch().launcher.c_str(), dist.backend().c_str());
@@ -122,6 +151,9 @@ int main(int argc, char** argv) {
     if (output_dir.empty()) output_dir = "output/Retrieval_" + config.dataset;
 
     const c10::Device device = parse_device(device_arg, dist);
+    const at::ScalarType precision = blip::eval::parse_precision(precision_arg);
+    if (precision == at::kHalf && !device.is_cuda())
+      blip::fail("--precision fp16", "fp16 needs --device cuda (use bf16 on CPU)");
     const auto tokenizer = blip::text::load_tokenizer(config.tokenizer);
     blip::models::LoadOptions load;
     load.strict = strict;
@@ -129,7 +161,9 @@ int main(int argc, char** argv) {
     auto model = blip::models::load_blip_retrieval(config, "", load, /*with_momentum=*/false, &report);
     if (!report.complete() && main_rank)
       std::fprintf(stderr, "checkpoint %s:\n%s\n", report.source.c_str(), report.describe().c_str());
+    // Cast once here (not per split inside evaluate_retrieval); the fp32 weights are not needed.
     model->to(device);
+    blip::eval::cast_floating_weights(*model, precision);
 
     blip::eval::RetrievalEvalOptions opt;
     opt.mode = blip::eval::parse_eval_mode(mode_arg);
@@ -138,6 +172,9 @@ int main(int argc, char** argv) {
     opt.image_size = config.image_size;
     opt.itm_batch = itm_batch;
     opt.device = device;
+    opt.precision = precision;
+    opt.image_block = image_block;
+    opt.max_token_memory_gib = max_token_gib;
     opt.num_workers = workers;
     opt.skip_bad_images = skip_bad;
     opt.show_progress = blip::eval::progress_enabled(quiet);
@@ -157,6 +194,11 @@ int main(int argc, char** argv) {
                     static_cast<long long>(split.num_images()), static_cast<long long>(split.num_texts()),
                     split.annotation_file.c_str());
       opt.label = name;
+      if (main_rank && !quiet)
+        std::fprintf(stderr, "%s: %s, %s\n", name.c_str(), blip::eval::precision_name(precision),
+                     blip::eval::plan_token_memory(model->spec(), split.num_images(), opt, dist)
+                         .describe()
+                         .c_str());
       const auto r = blip::eval::evaluate_retrieval(*model, *tokenizer, split, opt, dist);
       if (!main_rank) continue;
       if (!r.skipped.empty())
@@ -164,12 +206,13 @@ int main(int argc, char** argv) {
                     "%lld captions\n",
                     name.c_str(), r.skipped.size(), static_cast<long long>(r.split.num_images()),
                     static_cast<long long>(r.split.num_texts()));
-      std::printf("%s: evaluation %.1f s (text %.1f, images %.1f, rerank %.1f; %lld ITM rows on rank 0)\n",
+      std::printf("%s: evaluation %.1f s (text %.1f, images %.1f, rerank %.1f incl. ViT recompute %.1f; "
+                  "%lld ITM rows on rank 0)\n",
                   name.c_str(), r.timing.total_s, r.timing.text_s, r.timing.image_s, r.timing.rerank_s,
-                  static_cast<long long>(r.itm_rows));
+                  r.timing.recompute_s, static_cast<long long>(r.itm_rows));
       results.emplace_back(name, blip::eval::itm_eval(r.score_matrix_i2t, r.score_matrix_t2i,
                                                       r.split.txt2img, r.split.img2txt));
-      if (!no_scores) {
+      if (save_scores) {
         const std::string path = blip::eval::save_score_matrices(output_dir, name, r.score_matrix_i2t,
                                                                  r.score_matrix_t2i);
         std::printf("%s: wrote %s\n", name.c_str(), path.c_str());

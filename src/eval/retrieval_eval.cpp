@@ -7,9 +7,11 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <c10/core/InferenceMode.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <map>
 
 namespace blip::eval {
@@ -52,6 +54,24 @@ std::pair<at::Tensor, at::Tensor> tokenize(const text::Tokenizer& tokenizer,
   return {ids, att};
 }
 
+// F.normalize as BLIP (and BlipRetrievalImpl) computes it: x / max(||x||_2, 1e-12).
+at::Tensor normalize_rows(const at::Tensor& x) {
+  constexpr double kEps = 1e-12;
+  return x / x.norm(2, {-1}, /*keepdim=*/true).clamp_min(kEps).expand_as(x);
+}
+
+// ITC features, always fp32: in reduced precision the projection's output is cast to float
+// before F.normalize, so that similarities and top-k are computed in fp32.
+at::Tensor itc_text_feat(BlipRetrievalImpl& model, const at::Tensor& ids, const at::Tensor& att,
+                         const RetrievalEvalOptions& o) {
+  if (o.precision == at::kFloat) return model.text_feat(ids, att);
+  return normalize_rows(model.text_proj->forward(model.text_embeds(ids, att).select(1, 0)).to(at::kFloat));
+}
+at::Tensor itc_image_feat(BlipRetrievalImpl& model, const at::Tensor& tokens, const RetrievalEvalOptions& o) {
+  if (o.precision == at::kFloat) return model.image_feat(tokens);
+  return normalize_rows(model.vision_proj->forward(tokens.select(1, 0)).to(at::kFloat));
+}
+
 // normalize(text_proj(CLS)) of texts [range) in chunks of text_batch, as CPU float rows.
 at::Tensor text_features(BlipRetrievalImpl& model, const at::Tensor& ids, const at::Tensor& att,
                          Range range, const RetrievalEvalOptions& o, bool progress) {
@@ -59,7 +79,7 @@ at::Tensor text_features(BlipRetrievalImpl& model, const at::Tensor& ids, const 
   std::vector<at::Tensor> parts;
   for (std::int64_t i = range.begin; i < range.end; i += o.text_batch) {
     const std::int64_t n = std::min(o.text_batch, range.end - i);
-    parts.push_back(model.text_feat(ids.narrow(0, i, n).to(o.device), att.narrow(0, i, n).to(o.device))
+    parts.push_back(itc_text_feat(model, ids.narrow(0, i, n).to(o.device), att.narrow(0, i, n).to(o.device), o)
                         .to(at::kCPU));
     bar.advance(n);
   }
@@ -70,37 +90,51 @@ at::Tensor text_features(BlipRetrievalImpl& model, const at::Tensor& ids, const 
 // Image tokens (visual_encoder output) and normalized embeddings of images [range).
 struct ImageFeatures {
   Range range;
-  at::Tensor feats;   // [range.size(), N, D] CPU; rows of skipped images are zero
+  // [range.size(), N, D] CPU in the compute type; rows of skipped images are zero. Undefined
+  // when the tokens are recomputed in blocks for the rerank.
+  at::Tensor feats;
   at::Tensor embeds;  // [range.size(), E] CPU; rows of skipped images are zero
   std::vector<ImageLoadFailure> skipped;  // global indices
 };
 
-ImageFeatures image_features(BlipRetrievalImpl& model, const RetrievalSplit& split, Range range,
-                             const RetrievalEvalOptions& o, bool progress) {
-  std::vector<std::string> paths;
-  for (std::int64_t i = range.begin; i < range.end; ++i) paths.push_back(split.image_path(i));
+ImageBatchLoader make_loader(const std::vector<std::string>& paths, const RetrievalEvalOptions& o,
+                             bool skip_bad_images) {
   ImageLoaderOptions lo;
   lo.batch_size = o.batch_size_test;
   lo.num_workers = o.num_workers;
-  lo.skip_bad_images = o.skip_bad_images;
-  ImageBatchLoader loader(paths, o.image_loader ? o.image_loader : transform_test_loader(
-                                                                       static_cast<int>(o.image_size)),
+  lo.skip_bad_images = skip_bad_images;
+  return ImageBatchLoader(paths,
+                          o.image_loader ? o.image_loader : transform_test_loader(static_cast<int>(o.image_size)),
                           lo);
+}
+
+// visual_encoder(images) in the compute type.
+at::Tensor vit_tokens(BlipRetrievalImpl& model, const at::Tensor& images, const RetrievalEvalOptions& o) {
+  return model.image_embeds(images.to(o.device, o.precision));
+}
+
+ImageFeatures image_features(BlipRetrievalImpl& model, const RetrievalSplit& split, Range range,
+                             const RetrievalEvalOptions& o, bool keep_tokens, bool progress) {
+  std::vector<std::string> paths;
+  for (std::int64_t i = range.begin; i < range.end; ++i) paths.push_back(split.image_path(i));
+  ImageBatchLoader loader = make_loader(paths, o, o.skip_bad_images);
   ProgressBar bar(stage(o, "image features"), range.size(), progress);
   ImageFeatures out;
   out.range = range;
   ImageBatch batch;
   while (loader.next(batch)) {
-    const at::Tensor tokens = model.image_embeds(batch.images.to(o.device));
-    const at::Tensor embeds = model.image_feat(tokens);
-    if (!out.feats.defined()) {
-      std::vector<int64_t> fs = tokens.sizes().vec();
-      fs[0] = range.size();
-      out.feats = at::zeros(fs, tokens.options().device(at::kCPU));
+    const at::Tensor tokens = vit_tokens(model, batch.images, o);
+    const at::Tensor embeds = itc_image_feat(model, tokens, o);
+    if (!out.embeds.defined()) {
+      if (keep_tokens) {
+        std::vector<int64_t> fs = tokens.sizes().vec();
+        fs[0] = range.size();
+        out.feats = at::zeros(fs, tokens.options().device(at::kCPU));
+      }
       out.embeds = at::zeros({range.size(), embeds.size(1)}, embeds.options().device(at::kCPU));
     }
     const at::Tensor rows = at::tensor(batch.indices, at::kLong);
-    out.feats.index_copy_(0, rows, tokens.to(at::kCPU));
+    if (keep_tokens) out.feats.index_copy_(0, rows, tokens.to(at::kCPU));
     out.embeds.index_copy_(0, rows, embeds.to(at::kCPU));
     const std::size_t newly_skipped = loader.skipped().size() - out.skipped.size();
     bar.advance(static_cast<std::int64_t>(batch.indices.size() + newly_skipped));
@@ -127,6 +161,58 @@ void check_options(const RetrievalEvalOptions& o) {
   if (o.text_batch <= 0) fail("text_batch", "must be positive, got " + std::to_string(o.text_batch));
   if (o.itm_batch <= 0) fail("itm_batch", "must be positive, got " + std::to_string(o.itm_batch));
   if (o.max_length < 2) fail("max_length", "must be at least 2, got " + std::to_string(o.max_length));
+  if (o.image_block < 0) fail("image_block", "must be 0 (automatic) or positive, got " + std::to_string(o.image_block));
+  if (!(o.max_token_memory_gib > 0))
+    fail("max_token_memory", "must be positive, got " + std::to_string(o.max_token_memory_gib));
+  if (o.precision != at::kFloat && o.precision != at::kBFloat16 && o.precision != at::kHalf)
+    fail(std::string("precision ") + c10::toString(o.precision), "expected fp32, bf16 or fp16");
+  if (o.precision == at::kHalf && !o.device.is_cuda())
+    fail("precision fp16", "fp16 needs --device cuda (use bf16 on CPU)");
+}
+
+// Casts the model's floating parameters and buffers to `dtype` for the guard's lifetime and
+// puts the original tensors back afterwards (bitwise; also when evaluation throws).
+class ScopedModelDtype {
+ public:
+  ScopedModelDtype(torch::nn::Module& model, at::ScalarType dtype) {
+    c10::NoGradGuard no_grad;
+    auto cast = [&](at::Tensor& t) {
+      if (!t.defined() || !t.is_floating_point() || t.scalar_type() == dtype) return;
+      at::Tensor original = t.detach();
+      t.set_data(original.to(dtype));
+      saved_.emplace_back(t, original);
+    };
+    for (at::Tensor& p : model.parameters(/*recurse=*/true)) cast(p);
+    for (at::Tensor& b : model.buffers(/*recurse=*/true)) cast(b);
+  }
+  ~ScopedModelDtype() {
+    c10::NoGradGuard no_grad;
+    for (auto& [t, original] : saved_) t.set_data(original);
+  }
+  ScopedModelDtype(const ScopedModelDtype&) = delete;
+  ScopedModelDtype& operator=(const ScopedModelDtype&) = delete;
+
+ private:
+  std::vector<std::pair<at::Tensor, at::Tensor>> saved_;
+};
+
+// A tensor made under InferenceMode, as an ordinary tensor (callers may modify it in place).
+at::Tensor ordinary(const at::Tensor& t) {
+  if (!t.defined() || !t.is_inference()) return t;
+  c10::InferenceMode off(false);
+  return t.clone();
+}
+
+// c10d runs collectives on its own threads, outside InferenceMode, where writing into an
+// inference tensor is refused: collectives get (and make) ordinary tensors.
+at::Tensor all_gather(const DistContext& dist, const at::Tensor& t) {
+  c10::InferenceMode off(false);
+  return dist.all_gather(ordinary(t).contiguous());
+}
+void all_reduce_sum(const DistContext& dist, at::Tensor& t) {
+  c10::InferenceMode off(false);
+  t = ordinary(t);
+  dist.all_reduce_sum(t);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -146,8 +232,12 @@ void rerank_reference(BlipRetrievalImpl& model, const at::Tensor& sims, const at
   };
   // Rows this rank does not own stay 0, so that the all_reduce sum reproduces each row exactly.
   const float fill = 0.0f;
-  at::Tensor i2t = at::full({num_images, num_texts}, world > 1 ? fill : kUnscored);
-  at::Tensor t2i = at::full({num_texts, num_images}, world > 1 ? fill : kUnscored);
+  at::Tensor i2t, t2i;
+  {
+    c10::InferenceMode off(false);  // the returned matrices are ordinary tensors
+    i2t = at::full({num_images, num_texts}, world > 1 ? fill : kUnscored);
+    t2i = at::full({num_texts, num_images}, world > 1 ? fill : kUnscored);
+  }
 
   {
     const std::int64_t step = num_images / world + 1;
@@ -158,7 +248,7 @@ void rerank_reference(BlipRetrievalImpl& model, const at::Tensor& sims, const at
       const at::Tensor encoder_output = image_tokens(i).repeat({r.k_i2t, 1, 1});
       const at::Tensor score =
           itm_scores(model, text_ids.index_select(0, topk_idx), text_atts.index_select(0, topk_idx),
-                     encoder_output, o.device).to(at::kCPU);
+                     encoder_output, o.device).to(at::kCPU, at::kFloat);
       i2t[i].fill_(kUnscored);
       i2t[i].index_put_({topk_idx}, score + topk_sim);
       r.itm_rows += r.k_i2t;
@@ -175,7 +265,7 @@ void rerank_reference(BlipRetrievalImpl& model, const at::Tensor& sims, const at
       const at::Tensor encoder_output = images.feats.index_select(0, local_rows.index_select(0, topk_idx));
       const at::Tensor score =
           itm_scores(model, text_ids[t].repeat({r.k_t2i, 1}), text_atts[t].repeat({r.k_t2i, 1}),
-                     encoder_output, o.device).to(at::kCPU);
+                     encoder_output, o.device).to(at::kCPU, at::kFloat);
       t2i[t].fill_(kUnscored);
       t2i[t].index_put_({topk_idx}, score + topk_sim);
       r.itm_rows += r.k_t2i;
@@ -183,8 +273,8 @@ void rerank_reference(BlipRetrievalImpl& model, const at::Tensor& sims, const at
     }
   }
   if (world > 1) {
-    dist.all_reduce_sum(i2t);
-    dist.all_reduce_sum(t2i);
+    all_reduce_sum(dist, i2t);
+    all_reduce_sum(dist, t2i);
   }
   r.score_matrix_i2t = i2t;
   r.score_matrix_t2i = t2i;
@@ -193,8 +283,27 @@ void rerank_reference(BlipRetrievalImpl& model, const at::Tensor& sims, const at
 // ---------------------------------------------------------------------------------------------
 // Optimized: the same pairs, image by image with cached cross-attention keys/values.
 // ---------------------------------------------------------------------------------------------
+// ViT tokens [paths, N, D] (CPU, compute type) of images that were read once already.
+at::Tensor recompute_tokens(BlipRetrievalImpl& model, const std::vector<std::string>& paths,
+                            const RetrievalEvalOptions& o) {
+  // Not skipping here: every image of the block was readable in the first pass.
+  ImageBatchLoader loader = make_loader(paths, o, /*skip_bad_images=*/false);
+  at::Tensor out;
+  ImageBatch batch;
+  while (loader.next(batch)) {
+    const at::Tensor tokens = vit_tokens(model, batch.images, o).to(at::kCPU);
+    if (!out.defined()) {
+      std::vector<int64_t> fs = tokens.sizes().vec();
+      fs[0] = static_cast<int64_t>(paths.size());
+      out = at::empty(fs, tokens.options());
+    }
+    out.index_copy_(0, at::tensor(batch.indices, at::kLong), tokens);
+  }
+  return out;
+}
+
 void rerank_optimized(BlipRetrievalImpl& model, const at::Tensor& sims, const at::Tensor& text_ids,
-                      const at::Tensor& text_atts, const ImageFeatures& images,
+                      const at::Tensor& text_atts, const RetrievalSplit& split, const ImageFeatures& images,
                       const std::vector<std::int64_t>& local_row_of_image,
                       RetrievalEvalResult& r, const RetrievalEvalOptions& o, const DistContext& dist,
                       bool progress) {
@@ -225,8 +334,12 @@ void rerank_optimized(BlipRetrievalImpl& model, const at::Tensor& sims, const at
   // With several ranks, entries this rank does not score stay 0 for the all_reduce sum and the
   // unscored -100 is applied afterwards from the (identical) top-k sets.
   const bool combine = dist.world_size() > 1;
-  at::Tensor i2t = at::full({num_images, num_texts}, combine ? 0.0f : kUnscored);
-  at::Tensor t2i = at::full({num_texts, num_images}, combine ? 0.0f : kUnscored);
+  at::Tensor i2t, t2i;
+  {
+    c10::InferenceMode off(false);  // the returned matrices are ordinary tensors
+    i2t = at::full({num_images, num_texts}, combine ? 0.0f : kUnscored);
+    t2i = at::full({num_texts, num_images}, combine ? 0.0f : kUnscored);
+  }
   float* i2t_data = i2t.data_ptr<float>();
   float* t2i_data = t2i.data_ptr<float>();
   const at::Tensor sims_cpu = sims.to(at::kCPU).contiguous();
@@ -234,11 +347,29 @@ void rerank_optimized(BlipRetrievalImpl& model, const at::Tensor& sims, const at
   const at::Tensor lengths_t = text_atts.sum(1).contiguous();
   const std::int64_t* lengths = lengths_t.data_ptr<std::int64_t>();
 
-  std::int64_t local_images = 0;
-  for (std::int64_t i = 0; i < num_images; ++i) local_images += local_row_of_image[i] >= 0;
-  ProgressBar bar(stage(o, "ITM rerank"), local_images, progress);
-  for (std::int64_t i = 0; i < num_images; ++i) {
-    if (local_row_of_image[i] < 0) continue;
+  // The images this rank scores, in blocks whose ViT tokens are recomputed right before their
+  // ITM pairs when the first pass did not keep them.
+  std::vector<std::int64_t> local;
+  for (std::int64_t i = 0; i < num_images; ++i)
+    if (local_row_of_image[i] >= 0) local.push_back(i);
+  const bool recompute = !images.feats.defined();
+  const std::size_t block =
+      recompute ? static_cast<std::size_t>(std::max<std::int64_t>(1, r.token_memory.block)) : local.size();
+  ProgressBar bar(stage(o, "ITM rerank"), static_cast<std::int64_t>(local.size()), progress);
+  for (std::size_t b0 = 0; b0 < local.size(); b0 += block) {
+  const std::size_t block_size = std::min(block, local.size() - b0);
+  at::Tensor block_tokens;
+  if (recompute) {
+    const auto t0 = Clock::now();
+    std::vector<std::string> paths;
+    for (std::size_t j = 0; j < block_size; ++j)
+      paths.push_back(split.image_path(images.range.begin + local_row_of_image[local[b0 + j]]));
+    block_tokens = recompute_tokens(model, paths, o);
+    r.timing.recompute_s += seconds_since(t0);
+  }
+  for (std::size_t j = 0; j < block_size; ++j) {
+    const std::int64_t i = local[b0 + j];
+    const at::Tensor tokens = recompute ? block_tokens[static_cast<std::int64_t>(j)] : images.feats[local_row_of_image[i]];
     // Merge duplicates; order by caption length so that each chunk's padding can be dropped.
     auto& w = wanted[i];
     std::sort(w.begin(), w.end(), [](const Wanted& a, const Wanted& b) { return a.text < b.text; });
@@ -253,8 +384,7 @@ void rerank_optimized(BlipRetrievalImpl& model, const at::Tensor& sims, const at
       return lengths[a.text] < lengths[b.text];
     });
 
-    const models::CrossAttentionCache kv =
-        model.cross_attention_kv(images.feats[local_row_of_image[i]].unsqueeze(0).to(o.device));
+    const models::CrossAttentionCache kv = model.cross_attention_kv(tokens.unsqueeze(0).to(o.device));
     for (std::size_t c = 0; c < pairs.size(); c += static_cast<std::size_t>(o.itm_batch)) {
       const std::size_t n = std::min(pairs.size() - c, static_cast<std::size_t>(o.itm_batch));
       std::vector<std::int64_t> chunk(n);
@@ -281,11 +411,12 @@ void rerank_optimized(BlipRetrievalImpl& model, const at::Tensor& sims, const at
     }
     bar.advance();
   }
+  }
   bar.finish();
 
   if (combine) {
-    dist.all_reduce_sum(i2t);
-    dist.all_reduce_sum(t2i);
+    all_reduce_sum(dist, i2t);
+    all_reduce_sum(dist, t2i);
     at::Tensor scored_i2t = at::zeros({num_images, num_texts}, at::kBool);
     scored_i2t.scatter_(1, i2t_idx, true);
     i2t.masked_fill_(scored_i2t.logical_not(), kUnscored);
@@ -296,6 +427,10 @@ void rerank_optimized(BlipRetrievalImpl& model, const at::Tensor& sims, const at
   r.score_matrix_i2t = i2t;
   r.score_matrix_t2i = t2i;
 }
+
+void evaluate_in_inference_mode(models::BlipRetrievalImpl& model, const text::Tokenizer& tokenizer,
+                                const RetrievalSplit& split, const RetrievalEvalOptions& o,
+                                const DistContext& dist, RetrievalEvalResult& r);
 
 }  // namespace
 
@@ -309,22 +444,97 @@ const char* eval_mode_name(EvalMode mode) {
   return mode == EvalMode::Reference ? "reference" : "optimized";
 }
 
+void cast_floating_weights(models::BlipRetrievalImpl& model, at::ScalarType dtype) {
+  c10::NoGradGuard no_grad;
+  auto cast = [&](at::Tensor& t) {
+    if (t.defined() && t.is_floating_point() && t.scalar_type() != dtype) t.set_data(t.detach().to(dtype));
+  };
+  for (at::Tensor& p : model.parameters(/*recurse=*/true)) cast(p);
+  for (at::Tensor& b : model.buffers(/*recurse=*/true)) cast(b);
+}
+
+at::ScalarType parse_precision(const std::string& name) {
+  if (name == "fp32") return at::kFloat;
+  if (name == "bf16") return at::kBFloat16;
+  if (name == "fp16") return at::kHalf;
+  fail("precision '" + name + "'", "expected fp32, bf16 or fp16");
+}
+
+const char* precision_name(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kFloat: return "fp32";
+    case at::kBFloat16: return "bf16";
+    case at::kHalf: return "fp16";
+    default: return c10::toString(dtype);
+  }
+}
+
+namespace {
+std::string gib(std::int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0));
+  return buf;
+}
+}  // namespace
+
+std::string TokenMemoryPlan::describe() const {
+  const std::string all = gib(images * bytes_per_image);
+  if (block == 0) return "all " + std::to_string(images) + " images' ViT tokens kept (" + all + ")";
+  return "ViT tokens recomputed for the rerank in blocks of " + std::to_string(std::min(block, images)) +
+         " images (" + gib(bytes()) + " at a time instead of " + all + "; a second ViT pass)";
+}
+
+TokenMemoryPlan plan_token_memory(const models::BlipRetrievalSpec& spec, std::int64_t num_images,
+                                  const RetrievalEvalOptions& o, const DistContext& dist) {
+  TokenMemoryPlan plan;
+  const bool sharded = o.mode == EvalMode::Optimized && dist.world_size() > 1;
+  plan.images = sharded ? shard(num_images, dist.world_size(), dist.rank()).size() : num_images;
+  plan.bytes_per_image = (1 + spec.vit.num_patches()) * spec.vit.width *
+                         static_cast<std::int64_t>(c10::elementSize(o.precision));
+  if (o.mode == EvalMode::Reference) return plan;  // evaluation() holds every image's tokens
+  if (o.image_block > 0) {
+    plan.block = o.image_block;
+    return plan;
+  }
+  const double budget = o.max_token_memory_gib * 1024.0 * 1024.0 * 1024.0;
+  if (static_cast<double>(plan.images * plan.bytes_per_image) > budget)
+    plan.block = std::max<std::int64_t>(1, static_cast<std::int64_t>(budget / static_cast<double>(plan.bytes_per_image)));
+  return plan;
+}
+
 RetrievalEvalResult evaluate_retrieval(models::BlipRetrievalImpl& model,
                                        const text::Tokenizer& tokenizer,
                                        const RetrievalSplit& split,
                                        const RetrievalEvalOptions& o, const DistContext& dist) {
   check_options(o);
+  // Outside InferenceMode: the cast replaces the parameters' data (restored on return).
+  const ScopedModelDtype model_dtype(model, o.precision);
+  RetrievalEvalResult r;
+  {
+    c10::InferenceMode inference;
+    evaluate_in_inference_mode(model, tokenizer, split, o, dist, r);
+  }
+  r.text_embeds = ordinary(r.text_embeds);
+  r.image_embeds = ordinary(r.image_embeds);
+  r.score_matrix_i2t = ordinary(r.score_matrix_i2t);  // already ordinary: no copy
+  r.score_matrix_t2i = ordinary(r.score_matrix_t2i);
+  return r;
+}
+
+namespace {
+void evaluate_in_inference_mode(models::BlipRetrievalImpl& model, const text::Tokenizer& tokenizer,
+                                const RetrievalSplit& split, const RetrievalEvalOptions& o,
+                                const DistContext& dist, RetrievalEvalResult& r) {
   const std::string what = split.annotation_file.empty() ? "split " + split.name : split.annotation_file;
   if (split.num_images() == 0 || split.num_texts() == 0)
     fail(what, "nothing to evaluate (" + std::to_string(split.num_images()) + " images, " +
                    std::to_string(split.num_texts()) + " captions)");
   const auto t_start = Clock::now();
-  c10::NoGradGuard no_grad;
   model.eval();
   const int world = dist.world_size(), rank = dist.rank();
   const bool sharded = o.mode == EvalMode::Optimized && world > 1;
   const bool progress = o.show_progress && dist.is_main();
-  RetrievalEvalResult r;
+  r.token_memory = plan_token_memory(model.spec(), split.num_images(), o, dist);
 
   // 1. Texts (every rank tokenizes all of them; features are sharded in optimized mode).
   auto t0 = Clock::now();
@@ -332,23 +542,23 @@ RetrievalEvalResult evaluate_retrieval(models::BlipRetrievalImpl& model,
   at::Tensor text_ids = BlipRetrievalImpl::with_enc_token(ids, tokenizer.enc_id());
   const Range text_range = sharded ? shard(split.num_texts(), world, rank) : Range{0, split.num_texts()};
   at::Tensor text_embeds = text_features(model, ids, text_atts, text_range, o, progress);
-  if (sharded) text_embeds = dist.all_gather(text_embeds.contiguous());
+  if (sharded) text_embeds = all_gather(dist, text_embeds);
   r.timing.text_s = seconds_since(t0);
 
   // 2. Images.
   t0 = Clock::now();
   const Range image_range = sharded ? shard(split.num_images(), world, rank) : Range{0, split.num_images()};
-  ImageFeatures images = image_features(model, split, image_range, o, progress);
+  ImageFeatures images = image_features(model, split, image_range, o, r.token_memory.block == 0, progress);
   at::Tensor image_embeds = images.embeds;
   if (!image_embeds.defined())  // every local image was skipped (or the shard is empty)
     image_embeds = at::zeros({image_range.size(), text_embeds.size(1)});
-  if (sharded) image_embeds = dist.all_gather(image_embeds.contiguous());
+  if (sharded) image_embeds = all_gather(dist, image_embeds);
   r.timing.image_s = seconds_since(t0);
 
   // Skipped images: all ranks agree on the list, then drop them with their captions.
   at::Tensor failed = at::zeros({split.num_images()});
   for (const auto& f : images.skipped) failed[f.index] = 1.0f;
-  if (world > 1) dist.all_reduce_sum(failed);
+  if (world > 1) all_reduce_sum(dist, failed);
   std::vector<std::int64_t> dropped;
   std::map<std::int64_t, ImageLoadFailure> known;
   for (const auto& f : images.skipped) known[f.index] = f;
@@ -388,10 +598,10 @@ RetrievalEvalResult evaluate_retrieval(models::BlipRetrievalImpl& model,
   if (o.mode == EvalMode::Reference)
     rerank_reference(model, sims, text_ids, text_atts, images, local_row, r, o, dist, progress);
   else
-    rerank_optimized(model, sims, text_ids, text_atts, images, local_row, r, o, dist, progress);
+    rerank_optimized(model, sims, text_ids, text_atts, split, images, local_row, r, o, dist, progress);
   r.timing.rerank_s = seconds_since(t0);
   r.timing.total_s = seconds_since(t_start);
-  return r;
 }
+}  // namespace
 
 }  // namespace blip::eval

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "blip/models/bert.h"
+#include "models/reduced_precision.h"
 
 namespace blip::models {
 
@@ -78,7 +79,7 @@ BertResidualOutputImpl::BertResidualOutputImpl(int64_t in_features, const BertCo
 }
 
 at::Tensor BertResidualOutputImpl::forward(const at::Tensor& x, const at::Tensor& residual) {
-  return layer_norm->forward(dropout->forward(dense->forward(x)) + residual);
+  return layer_norm_fp32(layer_norm, dropout->forward(dense->forward(x)) + residual);
 }
 
 BertAttentionImpl::BertAttentionImpl(const BertConfig& config, bool is_cross_attention) {

@@ -5,6 +5,7 @@
 
 #include "blip/error.h"
 #include "blip/models/bert.h"
+#include "models/reduced_precision.h"
 
 namespace blip::models {
 
@@ -42,7 +43,7 @@ at::Tensor BertEmbeddingsImpl::forward(const at::Tensor& input_ids) {
   }
   at::Tensor embeddings = word_embeddings->forward(input_ids);
   embeddings += position_embeddings->forward(position_ids.narrow(1, 0, length));
-  return dropout->forward(layer_norm->forward(embeddings));
+  return dropout->forward(layer_norm_fp32(layer_norm, embeddings));
 }
 
 }  // namespace blip::models

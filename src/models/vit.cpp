@@ -7,6 +7,7 @@
 
 #include "blip/error.h"
 #include "models/init.h"
+#include "models/reduced_precision.h"
 
 namespace blip::models {
 
@@ -92,7 +93,7 @@ at::Tensor VisionTransformerImpl::forward(const at::Tensor& images, VitTrace* tr
     x = blk->forward(x);
     if (trace) trace->block_outputs.push_back(x);
   }
-  return norm->forward(x);
+  return layer_norm_fp32(norm, x);
 }
 
 }  // namespace blip::models

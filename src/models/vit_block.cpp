@@ -6,6 +6,7 @@
 
 #include "blip/models/grad_checkpoint.h"
 #include "blip/models/vit.h"
+#include "models/reduced_precision.h"
 
 namespace blip::models {
 
@@ -77,8 +78,8 @@ at::Tensor VitBlockImpl::run_mlp(const at::Tensor& x) {
 }
 
 at::Tensor VitBlockImpl::forward(const at::Tensor& input) {
-  at::Tensor x = input + drop_path(run_attn(norm1->forward(input)), drop_path_prob_, is_training());
-  return x + drop_path(run_mlp(norm2->forward(x)), drop_path_prob_, is_training());
+  at::Tensor x = input + drop_path(run_attn(layer_norm_fp32(norm1, input)), drop_path_prob_, is_training());
+  return x + drop_path(run_mlp(layer_norm_fp32(norm2, x)), drop_path_prob_, is_training());
 }
 
 }  // namespace blip::models

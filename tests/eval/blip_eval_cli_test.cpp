@@ -1,5 +1,6 @@
 // blip_eval as a user runs it on the tiny fixture: BLIP's evaluate.txt line byte for byte, the
-// score files, one clear error (exit 1) per bad input, and a 2-process torchrun-style launch.
+// score files (only with --save-scores), the flag names and their aliases, one clear error
+// (exit 1) per bad input, and a 2-process torchrun-style launch.
 #include <gtest/gtest.h>
 
 #include "blip/eval/itm_metrics.h"
@@ -68,7 +69,7 @@ TEST(BlipEvalCli, WritesBlipsEvaluateLineAndScores) {
   BLIP_REQUIRE_FIXTURES();
   skip_without_tool();
   const std::string out = blip::test::temp_dir() + "/out";
-  const auto r = run_command(base_args() + " --output-dir " + quote(out));
+  const auto r = run_command(base_args() + " --save-scores --output_dir " + quote(out));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::printf("%s", r.output.c_str());
   // val and test are the same file in the fixture set, so both carry BLIP's metrics.
@@ -88,12 +89,64 @@ TEST(BlipEvalCli, WritesBlipsEvaluateLineAndScores) {
           EXPECT_LE((t - bt).abs().max().item<float>(), 1e-4f) << name;
         }
   }
-  // A second run appends, as BLIP's open(..., "a") does.
+  // A second run appends, as BLIP's open(..., "a") does (and --output-dir is an alias).
   ASSERT_EQ(run_command(base_args() + " --output-dir " + quote(out) + " --split test --mode reference")
                 .exit_code,
             0);
   EXPECT_EQ(read_file(out + "/evaluate.txt"),
             expected + blip::eval::evaluate_log_line({{"test", m}}) + "\n");
+}
+
+// BLIP writes no score files: without --save-scores neither do we. The flag names (and
+// the older spellings) reach the evaluation: k_test 5 changes the metrics.
+TEST(BlipEvalCli, FlagNamesAndNoScoreFilesByDefault) {
+  BLIP_REQUIRE_FIXTURES();
+  skip_without_tool();
+  const std::string out = blip::test::temp_dir() + "/out";
+  const auto r = run_command(base_args() + " --output_dir " + quote(out) +
+                             " --split test --device cpu --seed 7 --k_test 10 --batch_size 3"
+                             " --precision fp32");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_file(out + "/evaluate.txt"),
+            blip::eval::evaluate_log_line({{"test", blip_metrics()}}) + "\n");
+  for (const auto& e : std::filesystem::directory_iterator(out))
+    EXPECT_EQ(e.path().filename().string(), "evaluate.txt") << "unexpected file " << e.path();
+  EXPECT_EQ(r.output.find("wrote"), std::string::npos) << r.output;
+
+  const std::string out5 = blip::test::temp_dir() + "/out5";
+  const auto r5 = run_command(base_args() + " --output-dir " + quote(out5) + " --split test --k-test 5 --batch-size 4");
+  ASSERT_EQ(r5.exit_code, 0) << r5.output;
+  EXPECT_NE(read_file(out5 + "/evaluate.txt"),
+            blip::eval::evaluate_log_line({{"test", blip_metrics()}}) + "\n");
+
+  // Without --quiet, stderr says how the ViT tokens are held.
+  const auto loud = run_command(tool() + " --threads 1 --config " + quote(blip_ref_dir() + "/tiny_config.yaml") +
+                                " --split test --image-block 5 --output_dir " + quote(out5));
+  ASSERT_EQ(loud.exit_code, 0) << loud.output;
+  EXPECT_NE(loud.output.find("test: fp32, ViT tokens recomputed for the rerank in blocks of 5 images"),
+            std::string::npos)
+      << loud.output;
+}
+
+TEST(BlipEvalCli, BfloatPrecisionRuns) {
+  BLIP_REQUIRE_FIXTURES();
+  skip_without_tool();
+  const std::string out = blip::test::temp_dir() + "/out";
+  const auto r = run_command(base_args() + " --split test --precision bf16 --save-scores --output_dir " + quote(out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto ours = blip::io::load_safetensors(out + "/scores_test.safetensors");
+  const auto blip_scores = blip::io::load_safetensors(blip_ref_dir() + "/eval/scores.safetensors");
+  ASSERT_EQ(ours.size(), 2u);
+  for (const auto& [name, t] : ours) {
+    EXPECT_EQ(t.scalar_type(), at::kFloat) << name;
+    for (const auto& [bname, bt] : blip_scores)
+      if (bname == name) {
+        const at::Tensor both = (t != -100.0f).logical_and(bt != -100.0f);
+        const float d = (t - bt).abs().masked_select(both).max().item<float>();
+        std::printf("  bf16 CLI %s vs BLIP fp32: max|diff| %.4g\n", name.c_str(), d);
+        EXPECT_LE(d, 0.2f) << name;  // see kBf16ScoreTolerance in retrieval_eval_test.cpp
+      }
+  }
 }
 
 TEST(BlipEvalCli, MissingAnnotationNamesFileAndUrl) {
@@ -134,6 +187,17 @@ TEST(BlipEvalCli, BadOptions) {
   expect_failure("--output-dir " + quote(dir) + " --device tpu", {"error", "--device tpu"});
   if (!at::hasCUDA())
     expect_failure("--output-dir " + quote(dir) + " --device cuda", {"error", "--device cuda", "without CUDA"});
+  expect_failure("--output-dir " + quote(dir) + " --precision fp16",
+                 {"error", "fp16 needs --device cuda (use bf16 on CPU)"});
+  // Unknown flags and bad values: CLI11 names them (its own exit codes).
+  for (const std::string bad : {"--no-scores", "--k_tset 3"}) {
+    const auto u = run_command(base_args() + " --output-dir " + quote(dir) + " " + bad);
+    EXPECT_NE(u.exit_code, 0) << bad;
+    EXPECT_NE(u.output.find(bad.substr(0, bad.find(' '))), std::string::npos) << u.output;
+  }
+  const auto p = run_command(base_args() + " --output-dir " + quote(dir) + " --precision fp8");
+  EXPECT_NE(p.exit_code, 0);
+  EXPECT_NE(p.output.find("--precision"), std::string::npos) << p.output;
   // A launcher environment pointing at a closed port: a clear error within the timeout.
   const int port = blip::test::unused_loopback_port();
   const auto r = run_command("RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +

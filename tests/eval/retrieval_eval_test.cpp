@@ -82,6 +82,12 @@ RetrievalEvalResult run(const RetrievalEvalOptions& o, const RetrievalSplit& spl
   return evaluate_retrieval(*model, *f.tokenizer, split, o, dist);
 }
 
+// bf16 keeps 8 bits of mantissa. On the tiny fixture model, rounding only the weights to bf16
+// (activations fp32) already moves the scores (span -3.3..1.1) by 0.068 and the normalized
+// text features by 0.010; bf16 activations about double that (measured 0.139 and 0.039).
+constexpr double kBf16ScoreTolerance = 0.2;
+constexpr double kBf16FeatureTolerance = 0.06;
+
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
 }
@@ -160,6 +166,55 @@ TEST(RetrievalEval, KTestLargerThanSplitScoresEverything) {
   // Every pair is scored once; the two matrices hold the same values.
   EXPECT_TRUE(at::equal(r.score_matrix_i2t, r.score_matrix_t2i.t()));
   EXPECT_EQ(r.itm_rows, 12 * 60);
+}
+
+// bf16 on CPU: weights, images and activations in bf16; ITC features, similarities and score
+// matrices in fp32. The matrices stay close to fp32's, the top-k sets nearly equal, and the
+// caller's fp32 model is left bitwise unchanged (the fp32 run after it is identical).
+TEST(RetrievalEval, Bfloat16CloseToFloat32) {
+  BLIP_REQUIRE_FIXTURES();
+  const RetrievalEvalOptions o32 = fixture_options(EvalMode::Optimized);
+  const RetrievalEvalResult f32 = run(o32, fixture().split);
+  for (EvalMode mode : {EvalMode::Optimized, EvalMode::Reference}) {
+    RetrievalEvalOptions o = fixture_options(mode);
+    o.precision = at::kBFloat16;
+    const RetrievalEvalResult bf = run(o, fixture().split);
+    ASSERT_EQ(bf.score_matrix_i2t.scalar_type(), at::kFloat);
+    ASSERT_EQ(bf.text_embeds.scalar_type(), at::kFloat);
+    EXPECT_EQ(bf.token_memory.bytes_per_image, f32.token_memory.bytes_per_image / 2);
+    const double d_text = max_abs_diff(bf.text_embeds, f32.text_embeds);
+    const double d_image = max_abs_diff(bf.image_embeds, f32.image_embeds);
+    double d_scores = 0;
+    double overlap_sum = 0;
+    std::int64_t rows = 0;
+    for (const auto& [b, f] : {std::pair{bf.score_matrix_i2t, f32.score_matrix_i2t},
+                               std::pair{bf.score_matrix_t2i, f32.score_matrix_t2i}}) {
+      const at::Tensor b_scored = b != -100.0f, f_scored = f != -100.0f;
+      const at::Tensor both = b_scored.logical_and(f_scored);
+      d_scores = std::max(d_scores, max_abs_diff(b.masked_select(both), f.masked_select(both)));
+      overlap_sum += both.sum().item<double>();
+      rows += f_scored.sum().item<std::int64_t>();
+    }
+    const double overlap = overlap_sum / static_cast<double>(rows);
+    std::printf("  bf16 %s vs fp32: max|diff| text_embeds %.3g, image_embeds %.3g, scores %.3g "
+                "(entries both score; scores span %.2f..%.2f); top-k overlap %.1f%%\n",
+                eval_mode_name(mode), d_text, d_image, d_scores,
+                f32.score_matrix_t2i.masked_select(f32.score_matrix_t2i != -100.0f).min().item<float>(),
+                f32.score_matrix_t2i.max().item<float>(), 100 * overlap);
+    EXPECT_LE(d_text, kBf16FeatureTolerance);
+    EXPECT_LE(d_image, kBf16FeatureTolerance);
+    EXPECT_LE(d_scores, kBf16ScoreTolerance);
+    EXPECT_GE(overlap, 0.9);
+    const RetrievalMetrics m = itm_eval(bf.score_matrix_i2t, bf.score_matrix_t2i, bf.split.txt2img, bf.split.img2txt);
+    std::printf("  bf16 %s metrics:", eval_mode_name(mode));
+    for (const auto& [key, value] : m.items()) std::printf(" %s=%.4f", key.c_str(), value);
+    std::printf("\n");
+  }
+  // The fp32 model was cast for those runs and restored: the fp32 path gives the same bits.
+  const RetrievalEvalResult again = run(o32, fixture().split);
+  EXPECT_TRUE(at::equal(again.score_matrix_i2t, f32.score_matrix_i2t));
+  EXPECT_TRUE(at::equal(again.score_matrix_t2i, f32.score_matrix_t2i));
+  check_against_blip(again, "fp32 after bf16 runs");
 }
 
 // An annotation file in a temp dir whose images point (absolutely) at the fixture images, with

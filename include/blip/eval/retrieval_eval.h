@@ -24,6 +24,20 @@
 //
 // k_test larger than the number of texts or images (BLIP's topk would raise) is clamped, which
 // scores every entry of that direction.
+//
+// Everything runs under c10::InferenceMode (no autograd bookkeeping); the returned tensors are
+// ordinary tensors.
+//
+// Precision (options.precision): fp32 (default), bf16, or fp16 (CUDA only). The model's floating
+// weights and the images are in that type; the ITC features are normalize(proj(CLS).float()),
+// so similarities, top-k and the score matrices (itm_logit[:, 1].float() + sim) are fp32.
+//
+// Host memory (optimized mode): the ViT tokens of the (local) images, images x (1 + patches) x
+// vision_width in the compute type (COCO's 5,000 test images at 384 px, ViT-B: 8.3 GiB fp32,
+// 4.1 GiB bf16), are kept for the rerank when they fit in options.max_token_memory_gib;
+// otherwise (or with options.image_block > 0) the first pass keeps only each image's ITC feature
+// and the rerank recomputes the tokens of a block of images right before that block's ITM pairs
+// (a second ViT pass; same matrices). Reference mode always keeps every image's tokens.
 #pragma once
 
 #include "blip/eval/distributed.h"
@@ -32,13 +46,16 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 namespace blip::models {
 class BlipRetrievalImpl;
+struct BlipRetrievalSpec;
 }
 namespace blip::text {
 class Tokenizer;
@@ -51,6 +68,18 @@ enum class EvalMode { Reference, Optimized };
 // "reference" / "optimized"; anything else throws blip::Error.
 EvalMode parse_eval_mode(const std::string& name);
 const char* eval_mode_name(EvalMode mode);
+
+// "fp32" / "bf16" / "fp16" -> kFloat / kBFloat16 / kHalf; anything else throws blip::Error.
+at::ScalarType parse_precision(const std::string& name);
+const char* precision_name(at::ScalarType dtype);
+
+// Casts the model's floating parameters and buffers to `dtype` in place (integer buffers such as
+// BERT's position_ids are left alone, which torch::nn::Module::to(dtype) would not do).
+void cast_floating_weights(models::BlipRetrievalImpl& model, at::ScalarType dtype);
+
+// Default budget for the ViT tokens kept in host memory (optimized mode): COCO's test split fits
+// in bf16 (4.1 GiB) but not in fp32 (8.3 GiB, which is then recomputed in blocks).
+inline constexpr double kDefaultMaxTokenMemoryGiB = 5.0;
 
 // evaluation()'s text chunk (text_bs) and BLIP's tokenizer max_length.
 inline constexpr std::int64_t kEvalTextBatch = 256;
@@ -66,6 +95,17 @@ struct RetrievalEvalOptions {
   // Optimized mode: texts per ITM forward of one image.
   std::int64_t itm_batch = 256;
   c10::Device device = c10::Device(c10::kCPU);
+  // Compute type: kFloat, kBFloat16 or kHalf (kHalf needs a CUDA device: LibTorch's CPU half
+  // matmul is not usable). When the model's weights are in another type, evaluate_retrieval casts
+  // them for the duration of the call and restores the original tensors on return (also on
+  // error), so the caller's model is unchanged; casting the model beforehand
+  // (model->to(precision)) avoids holding both copies.
+  at::ScalarType precision = at::kFloat;
+  // Optimized mode, ViT tokens for the rerank: 0 = keep all of them when they fit in
+  // max_token_memory_gib, else recompute them in the largest blocks that fit; N > 0 = always
+  // recompute them N images at a time.
+  std::int64_t image_block = 0;
+  double max_token_memory_gib = kDefaultMaxTokenMemoryGiB;
 
   // Image loading (see image_loader.h). An empty loader means transform_test_loader(image_size).
   ImageLoadFn image_loader;
@@ -78,7 +118,22 @@ struct RetrievalEvalOptions {
 
 struct RetrievalEvalTiming {
   double text_s = 0, image_s = 0, rerank_s = 0, total_s = 0;
+  double recompute_s = 0;  // part of rerank_s: ViT passes that recompute blocks of tokens
 };
+
+// How the ViT tokens of one rank's images are held for the rerank.
+struct TokenMemoryPlan {
+  std::int64_t images = 0;           // images this rank encodes
+  std::int64_t bytes_per_image = 0;  // (1 + patches) * vision_width * sizeof(compute type)
+  std::int64_t block = 0;            // 0: all tokens kept from the first pass; else block size
+  std::int64_t bytes() const { return (block > 0 ? std::min(block, images) : images) * bytes_per_image; }
+  std::string describe() const;      // e.g. "all 1000 images' ViT tokens kept (1.65 GiB)"
+};
+
+// The plan evaluate_retrieval follows for `num_images` images on this rank of `dist`.
+TokenMemoryPlan plan_token_memory(const models::BlipRetrievalSpec& spec, std::int64_t num_images,
+                                  const RetrievalEvalOptions& options,
+                                  const DistContext& dist = DistContext());
 
 struct RetrievalEvalResult {
   // The split that was scored: the input split, minus skipped images and their captions.
@@ -91,6 +146,7 @@ struct RetrievalEvalResult {
   at::Tensor image_embeds;      // [images, embed_dim] normalized vision_proj(CLS)
   std::int64_t k_i2t = 0, k_t2i = 0;  // k_test after clamping
   std::int64_t itm_rows = 0;          // ITM forward rows this rank ran
+  TokenMemoryPlan token_memory;       // how this rank held the ViT tokens
   RetrievalEvalTiming timing;         // this rank's wall-clock seconds per stage
 };
 
