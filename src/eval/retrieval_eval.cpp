@@ -347,29 +347,8 @@ void rerank_optimized(BlipRetrievalImpl& model, const at::Tensor& sims, const at
   const at::Tensor lengths_t = text_atts.sum(1).contiguous();
   const std::int64_t* lengths = lengths_t.data_ptr<std::int64_t>();
 
-  // The images this rank scores, in blocks whose ViT tokens are recomputed right before their
-  // ITM pairs when the first pass did not keep them.
-  std::vector<std::int64_t> local;
-  for (std::int64_t i = 0; i < num_images; ++i)
-    if (local_row_of_image[i] >= 0) local.push_back(i);
-  const bool recompute = !images.feats.defined();
-  const std::size_t block =
-      recompute ? static_cast<std::size_t>(std::max<std::int64_t>(1, r.token_memory.block)) : local.size();
-  ProgressBar bar(stage(o, "ITM rerank"), static_cast<std::int64_t>(local.size()), progress);
-  for (std::size_t b0 = 0; b0 < local.size(); b0 += block) {
-  const std::size_t block_size = std::min(block, local.size() - b0);
-  at::Tensor block_tokens;
-  if (recompute) {
-    const auto t0 = Clock::now();
-    std::vector<std::string> paths;
-    for (std::size_t j = 0; j < block_size; ++j)
-      paths.push_back(split.image_path(images.range.begin + local_row_of_image[local[b0 + j]]));
-    block_tokens = recompute_tokens(model, paths, o);
-    r.timing.recompute_s += seconds_since(t0);
-  }
-  for (std::size_t j = 0; j < block_size; ++j) {
-    const std::int64_t i = local[b0 + j];
-    const at::Tensor tokens = recompute ? block_tokens[static_cast<std::int64_t>(j)] : images.feats[local_row_of_image[i]];
+  // Scores every wanted pair of image i, whose ViT tokens are `tokens` [N, D].
+  auto score_image = [&](std::int64_t i, const at::Tensor& tokens) {
     // Merge duplicates; order by caption length so that each chunk's padding can be dropped.
     auto& w = wanted[i];
     std::sort(w.begin(), w.end(), [](const Wanted& a, const Wanted& b) { return a.text < b.text; });
@@ -409,8 +388,33 @@ void rerank_optimized(BlipRetrievalImpl& model, const at::Tensor& sims, const at
       }
       r.itm_rows += static_cast<std::int64_t>(n);
     }
-    bar.advance();
-  }
+  };
+
+  // The images this rank scores, in blocks whose ViT tokens are recomputed right before their
+  // ITM pairs when the first pass did not keep them.
+  std::vector<std::int64_t> local;
+  for (std::int64_t i = 0; i < num_images; ++i)
+    if (local_row_of_image[i] >= 0) local.push_back(i);
+  const bool recompute = !images.feats.defined();
+  const std::size_t block =
+      recompute ? static_cast<std::size_t>(std::max<std::int64_t>(1, r.token_memory.block)) : local.size();
+  ProgressBar bar(stage(o, "ITM rerank"), static_cast<std::int64_t>(local.size()), progress);
+  for (std::size_t b0 = 0; b0 < local.size(); b0 += block) {
+    const std::size_t block_size = std::min(block, local.size() - b0);
+    at::Tensor block_tokens;
+    if (recompute) {
+      const auto t0 = Clock::now();
+      std::vector<std::string> paths;
+      for (std::size_t j = 0; j < block_size; ++j)
+        paths.push_back(split.image_path(images.range.begin + local_row_of_image[local[b0 + j]]));
+      block_tokens = recompute_tokens(model, paths, o);
+      r.timing.recompute_s += seconds_since(t0);
+    }
+    for (std::size_t j = 0; j < block_size; ++j) {
+      const std::int64_t i = local[b0 + j];
+      score_image(i, recompute ? block_tokens[static_cast<std::int64_t>(j)] : images.feats[local_row_of_image[i]]);
+      bar.advance();
+    }
   }
   bar.finish();
 

@@ -217,6 +217,85 @@ TEST(RetrievalEval, Bfloat16CloseToFloat32) {
   check_against_blip(again, "fp32 after bf16 runs");
 }
 
+std::string write_annotation(const std::string& dir, int bad_at);  // below
+
+// Bounded token memory: the first pass keeps only the ITC features and the rerank recomputes the
+// ViT tokens block by block; the matrices are those of the all-in-memory run.
+TEST(RetrievalEval, ImageBlocksGiveTheSameMatrices) {
+  BLIP_REQUIRE_FIXTURES();
+  const RetrievalEvalOptions all = fixture_options(EvalMode::Optimized);
+  const RetrievalEvalResult kept = run(all, fixture().split);
+  EXPECT_EQ(kept.token_memory.block, 0);
+  EXPECT_EQ(kept.token_memory.images, 12);
+  EXPECT_EQ(kept.timing.recompute_s, 0.0);
+  // Tiny model: 24x24 images, patch 8 -> 1 + 9 tokens of width 64 (vit: custom in tiny_config).
+  const auto& vit = fixture().model->spec().vit;
+  EXPECT_EQ(kept.token_memory.bytes_per_image, (1 + vit.num_patches()) * vit.width * 4);
+  EXPECT_EQ(kept.token_memory.bytes(), 12 * kept.token_memory.bytes_per_image);
+
+  RetrievalEvalOptions o = all;
+  o.image_block = 5;  // blocks of 5, 5, 2
+  o.batch_size_test = 2;
+  const RetrievalEvalResult blocks = run(o, fixture().split);
+  EXPECT_EQ(blocks.token_memory.block, 5);
+  EXPECT_EQ(blocks.token_memory.bytes(), 5 * kept.token_memory.bytes_per_image);
+  EXPECT_GT(blocks.timing.recompute_s, 0.0);
+  EXPECT_EQ(blocks.itm_rows, kept.itm_rows);
+  const double d_i2t = compare_scores(blocks.score_matrix_i2t, kept.score_matrix_i2t, 1e-5, "i2t blocks");
+  const double d_t2i = compare_scores(blocks.score_matrix_t2i, kept.score_matrix_t2i, 1e-5, "t2i blocks");
+  std::printf("  image_block 5 vs all tokens kept: max|diff| i2t %.3g t2i %.3g; tokens held %lld of %lld bytes\n",
+              d_i2t, d_t2i, static_cast<long long>(blocks.token_memory.bytes()),
+              static_cast<long long>(kept.token_memory.bytes()));
+  check_against_blip(blocks, "image_block 5");
+
+  // Automatic: a budget below the split's tokens picks the largest block that fits.
+  o = all;
+  o.max_token_memory_gib = 4.5 * static_cast<double>(kept.token_memory.bytes_per_image) / (1024.0 * 1024.0 * 1024.0);
+  const RetrievalEvalResult budget = run(o, fixture().split);
+  EXPECT_EQ(budget.token_memory.block, 4);
+  EXPECT_NE(budget.token_memory.describe().find("blocks of 4 images"), std::string::npos)
+      << budget.token_memory.describe();
+  compare_scores(budget.score_matrix_i2t, kept.score_matrix_i2t, 1e-5, "i2t budget");
+  compare_scores(budget.score_matrix_t2i, kept.score_matrix_t2i, 1e-5, "t2i budget");
+
+  // With a skipped image and bf16 the blocks still line up with the renumbered images.
+  const std::string dir = write_annotation(blip::test::temp_dir(), 3);
+  RetrievalSplitSpec spec;
+  spec.dataset = "custom";
+  spec.ann_root = dir;
+  const RetrievalSplit with_bad = load_retrieval_split(spec);
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    o = all;
+    o.skip_bad_images = true;
+    o.precision = dtype;
+    const RetrievalEvalResult ref = run(o, with_bad);
+    o.image_block = 5;
+    const RetrievalEvalResult blk = run(o, with_bad);
+    ASSERT_EQ(blk.skipped.size(), 1u);
+    // Same compute type and pairs: only batch shapes differ between the two ViT passes.
+    compare_scores(blk.score_matrix_i2t, ref.score_matrix_i2t, dtype == at::kFloat ? 1e-5 : 1e-2, "i2t skip");
+    compare_scores(blk.score_matrix_t2i, ref.score_matrix_t2i, dtype == at::kFloat ? 1e-5 : 1e-2, "t2i skip");
+  }
+}
+
+TEST(RetrievalEval, TokenMemoryPlanForCoco) {
+  // The figures the README quotes: COCO test (5,000 images), ViT-B/16 at 384 px.
+  blip::models::BlipRetrievalSpec spec;
+  spec.vit = blip::VitConfig::base(384);
+  RetrievalEvalOptions o;
+  const TokenMemoryPlan f32 = plan_token_memory(spec, 5000, o);
+  EXPECT_EQ(f32.bytes_per_image, 577 * 768 * 4);
+  EXPECT_EQ(f32.images * f32.bytes_per_image, 8862720000);  // 8.25 GiB
+  EXPECT_EQ(f32.block, 3028);  // floor(5 GiB / 1,772,544 B)
+  o.precision = at::kBFloat16;
+  const TokenMemoryPlan bf = plan_token_memory(spec, 5000, o);
+  EXPECT_EQ(bf.block, 0);  // 4.13 GiB fits
+  o.precision = at::kFloat;
+  o.mode = EvalMode::Reference;
+  EXPECT_EQ(plan_token_memory(spec, 5000, o).block, 0);  // evaluation() keeps every image
+  std::printf("  COCO test: fp32: %s\n  COCO test: bf16: %s\n", f32.describe().c_str(), bf.describe().c_str());
+}
+
 // An annotation file in a temp dir whose images point (absolutely) at the fixture images, with
 // one missing image inserted at `bad_at`.
 std::string write_annotation(const std::string& dir, int bad_at) {
@@ -269,6 +348,23 @@ TEST(RetrievalEval, BadOptionsAndEmptySplit) {
   o.k_test = 0;
   EXPECT_THROW(run(o, fixture().split), blip::Error);
   EXPECT_THROW(parse_eval_mode("fast"), blip::Error);
+  EXPECT_THROW(parse_precision("fp8"), blip::Error);
+  EXPECT_EQ(parse_precision("bf16"), at::kBFloat16);
+  EXPECT_STREQ(precision_name(parse_precision("fp16")), "fp16");
+  o.k_test = 10;
+  o.precision = at::kHalf;  // CPU
+  try {
+    run(o, fixture().split);
+    ADD_FAILURE() << "no error for fp16 on CPU";
+  } catch (const blip::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("fp16 needs --device cuda (use bf16 on CPU)"), std::string::npos) << e.what();
+  }
+  o.precision = at::kFloat;
+  o.image_block = -1;
+  EXPECT_THROW(run(o, fixture().split), blip::Error);
+  o.image_block = 0;
+  o.max_token_memory_gib = 0;
+  EXPECT_THROW(run(o, fixture().split), blip::Error);
   EXPECT_EQ(parse_eval_mode("reference"), EvalMode::Reference);
   // Every image unreadable: an error, not an empty result.
   const std::string dir = blip::test::temp_dir();
@@ -307,11 +403,16 @@ TEST(RetrievalEvalWorker, TwoRanks) {
   spec.dataset = "custom";
   spec.ann_root = dir;
   const RetrievalSplit split = load_retrieval_split(spec);
-  for (EvalMode mode : {EvalMode::Reference, EvalMode::Optimized}) {
+  // The last run recomputes each rank's ViT tokens in blocks of 2 (images 0-5 and 6-12 per rank).
+  const std::vector<std::pair<EvalMode, std::int64_t>> runs = {
+      {EvalMode::Reference, 0}, {EvalMode::Optimized, 0}, {EvalMode::Optimized, 2}};
+  for (const auto& [mode, image_block] : runs) {
     RetrievalEvalOptions o = fixture_options(mode);
     o.skip_bad_images = true;
+    const RetrievalEvalResult single = run(o, split);  // all tokens kept
+    o.image_block = image_block;
     const RetrievalEvalResult multi = run(o, split, ctx);
-    const RetrievalEvalResult single = run(o, split);
+    EXPECT_EQ(multi.token_memory.block, image_block);
     ASSERT_EQ(multi.skipped.size(), 1u);
     EXPECT_EQ(multi.skipped[0].index, 9);
     EXPECT_EQ(multi.split.text, single.split.text);
@@ -324,8 +425,8 @@ TEST(RetrievalEvalWorker, TwoRanks) {
       d_t2i = compare_scores(multi.score_matrix_t2i, single.score_matrix_t2i, 1e-5, "t2i");
     }
     EXPECT_LT(multi.itm_rows, single.itm_rows);  // the work is split
-    std::printf("  [rank %d] %s: 2-rank vs 1-rank max|diff| i2t %.3g t2i %.3g; ITM rows %lld of %lld\n",
-                ctx.rank(), eval_mode_name(mode), d_i2t, d_t2i,
+    std::printf("  [rank %d] %s, image_block %lld: 2-rank vs 1-rank max|diff| i2t %.3g t2i %.3g; ITM rows %lld of %lld\n",
+                ctx.rank(), eval_mode_name(mode), static_cast<long long>(image_block), d_i2t, d_t2i,
                 static_cast<long long>(multi.itm_rows), static_cast<long long>(single.itm_rows));
     check_against_blip(multi, std::string("2 ranks ") + eval_mode_name(mode));
   }

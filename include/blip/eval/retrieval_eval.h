@@ -33,8 +33,8 @@
 // so similarities, top-k and the score matrices (itm_logit[:, 1].float() + sim) are fp32.
 //
 // Host memory (optimized mode): the ViT tokens of the (local) images, images x (1 + patches) x
-// vision_width in the compute type (COCO's 5,000 test images at 384 px, ViT-B: 8.3 GiB fp32,
-// 4.1 GiB bf16), are kept for the rerank when they fit in options.max_token_memory_gib;
+// vision_width in the compute type (COCO's 5,000 test images at 384 px, ViT-B: 8.25 GiB fp32,
+// 4.13 GiB bf16), are kept for the rerank when they fit in options.max_token_memory_gib;
 // otherwise (or with options.image_block > 0) the first pass keeps only each image's ITC feature
 // and the rerank recomputes the tokens of a block of images right before that block's ITM pairs
 // (a second ViT pass; same matrices). Reference mode always keeps every image's tokens.
@@ -78,7 +78,7 @@ const char* precision_name(at::ScalarType dtype);
 void cast_floating_weights(models::BlipRetrievalImpl& model, at::ScalarType dtype);
 
 // Default budget for the ViT tokens kept in host memory (optimized mode): COCO's test split fits
-// in bf16 (4.1 GiB) but not in fp32 (8.3 GiB, which is then recomputed in blocks).
+// in bf16 (4.13 GiB) but not in fp32 (8.25 GiB, which is then recomputed in blocks of 3,028).
 inline constexpr double kDefaultMaxTokenMemoryGiB = 5.0;
 
 // evaluation()'s text chunk (text_bs) and BLIP's tokenizer max_length.
