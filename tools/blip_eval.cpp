@@ -4,7 +4,7 @@
 //             [--batch_size N] [--precision fp32|bf16|fp16] [--save-scores] [--quiet]
 //             [--mode optimized|reference] [--itm-batch N] [--image-block N]
 //             [--max-token-memory GiB] [--workers N] [--threads N] [--skip-bad-images]
-//             [--strict] [--dist-timeout S] [--dist-backend auto|gloo|nccl] [--set key=value ...]
+//             [--non-strict] [--dist-timeout S] [--dist-backend auto|gloo|nccl] [--set key=value ...]
 // Flags override the config's keys; an unknown flag is an error that names it.
 // Multi-process: start one process per rank with torchrun or srun (see blip/eval/distributed.h).
 // Writes (rank 0): the metrics table on stdout, BLIP's JSON line appended to
@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
   double max_token_gib = blip::eval::kDefaultMaxTokenMemoryGiB;
   int workers = 4, threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   double dist_timeout_s = 30;
-  bool skip_bad = false, quiet = false, strict = false, save_scores = false;
+  bool skip_bad = false, quiet = false, non_strict = false, save_scores = false;
   app.add_option("--config", config_path, "retrieval YAML (BLIP's configs/retrieval_*.yaml layout)")
       ->required()
       ->check(CLI::ExistingFile);
@@ -117,7 +117,9 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "CPU threads for torch (default: all cores)")->check(CLI::PositiveNumber);
   app.add_flag("--skip-bad-images", skip_bad,
                "report and leave out unreadable images (with their captions) instead of stopping");
-  app.add_flag("--strict", strict, "every checkpoint key must match the model (BLIP loads non-strict)");
+  app.add_flag("--non-strict", non_strict,
+               "load like BLIP's load_checkpoint: drop shape-mismatched keys, report missing ones "
+               "(default: a checkpoint that does not match the config is an error)");
   app.add_option("--dist-timeout", dist_timeout_s, "seconds to wait for peers / the master")
       ->check(CLI::PositiveNumber);
   app.add_option("--dist-backend", dist_backend, "auto, gloo or nccl")
@@ -156,7 +158,7 @@ int main(int argc, char** argv) {
       blip::fail("--precision fp16", "fp16 needs --device cuda (use bf16 on CPU)");
     const auto tokenizer = blip::text::load_tokenizer(config.tokenizer);
     blip::models::LoadOptions load;
-    load.strict = strict;
+    load.strict = !non_strict;
     blip::models::LoadReport report;
     auto model = blip::models::load_blip_retrieval(config, "", load, /*with_momentum=*/false, &report);
     if (!report.complete() && main_rank)
@@ -201,6 +203,13 @@ int main(int argc, char** argv) {
                          .c_str());
       const auto r = blip::eval::evaluate_retrieval(*model, *tokenizer, split, opt, dist);
       if (!main_rank) continue;
+      if (r.k_i2t < opt.k_test || r.k_t2i < opt.k_test)
+        std::fprintf(stderr,
+                     "%s: k_test %lld is larger than the split (%lld images, %lld captions): clamped to "
+                     "%lld texts per image and %lld images per text, so every such entry is rescored\n",
+                     name.c_str(), static_cast<long long>(opt.k_test),
+                     static_cast<long long>(r.split.num_images()), static_cast<long long>(r.split.num_texts()),
+                     static_cast<long long>(r.k_i2t), static_cast<long long>(r.k_t2i));
       if (!r.skipped.empty())
         std::printf("%s: skipped %zu unreadable image(s) and their captions; scored %lld images, "
                     "%lld captions\n",

@@ -230,3 +230,32 @@ TEST(BlipEvalCli, TwoProcessesLikeTorchrun) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(BlipEvalCli, CheckpointThatDoesNotMatchTheConfigIsAnError) {
+  BLIP_REQUIRE_FIXTURES();
+  skip_without_tool();
+  const std::string out = blip::test::temp_dir() + "/out";
+  // The config asks for 3 ViT blocks; the checkpoint has 2: strict loading names what is missing.
+  expect_failure("--set vit_depth=3 --split test --output_dir " + quote(out),
+                 {"tiny_checkpoint.pth", "visual_encoder.blocks.2"});
+  // --non-strict loads what matches (BLIP's load_checkpoint) and reports the rest.
+  const auto r = run_command(base_args() + " --set vit_depth=3 --split test --non-strict --output_dir " + quote(out));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("missing"), std::string::npos) << r.output;
+}
+
+TEST(BlipEvalCli, KTestLargerThanTheSplitIsClampedAndSaidSo) {
+  BLIP_REQUIRE_FIXTURES();
+  skip_without_tool();
+  const std::string out = blip::test::temp_dir() + "/out";
+  const auto r = run_command(base_args() + " --k_test 100 --split test --output_dir " + quote(out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("k_test 100 is larger than the split (12 images, 60 captions): clamped to 60 "
+                          "texts per image and 12 images per text"),
+            std::string::npos)
+      << r.output;
+}
+
+}  // namespace
