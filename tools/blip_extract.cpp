@@ -74,6 +74,8 @@ int main(int argc, char** argv) {
   app.add_option("--device", device, "cpu or cuda[:n]");
   app.add_option("--threads", threads, "CPU threads for torch (default: all cores)")->check(CLI::PositiveNumber);
   app.add_option("--image-batch", options.image_batch, "images per ViT batch")->check(CLI::PositiveNumber);
+  app.add_option("--max-pixels", options.decode.max_pixels,
+                 "refuse images with more pixels than this (0: no limit; default: twice PIL's limit)");
   app.add_flag("--non-strict", non_strict,
                "load like BLIP's load_checkpoint: drop shape-mismatched keys, report missing ones");
   CLI11_PARSE(app, argc, argv);

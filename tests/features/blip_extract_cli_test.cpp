@@ -81,3 +81,12 @@ TEST(BlipExtractCli, NeedsImagesOrCaptions) {
   const auto dir = blip::test::temp_dir();
   expect_failure("--out " + dir + "/o.safetensors", {"--image"});
 }
+
+TEST(BlipExtractCli, ImageOverThePixelLimitIsRefused) {
+  BLIP_REQUIRE_FIXTURES();
+  const auto dir = blip::test::temp_dir();
+  // v0 is 640x480 = 307200 pixels.
+  expect_failure("--max-pixels 100000 --image " + quote(blip_ref_dir() + "/images/v0_rgb_640x480.jpg") +
+                     " --caption hi --out " + dir + "/o.safetensors",
+                 {"v0_rgb_640x480.jpg", "pixels"});
+}
