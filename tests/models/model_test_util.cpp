@@ -38,15 +38,4 @@ void write_text(const std::string& path, const std::string& text) {
   out << text;
 }
 
-void expect_error(const std::function<void()>& fn, std::initializer_list<std::string> needles) {
-  try {
-    fn();
-    ADD_FAILURE() << "no blip::Error thrown (expected one mentioning '" << *needles.begin() << "')";
-  } catch (const blip::Error& e) {
-    const std::string msg = e.what();
-    for (const auto& n : needles)
-      EXPECT_NE(msg.find(n), std::string::npos) << "message '" << msg << "' lacks '" << n << "'";
-  }
-}
-
 }  // namespace blip::test

@@ -12,6 +12,7 @@
 #include "blip/config.h"
 #include "blip/io/named_tensors.h"
 #include "blip/models/blip_retrieval.h"
+#include "common/expect_error.h"
 
 namespace blip::test {
 
@@ -31,7 +32,5 @@ void expect_close(const std::string& what, const at::Tensor& actual, const at::T
 // Writes `text` to `path` (replacing it).
 void write_text(const std::string& path, const std::string& text);
 
-// Runs `fn`, expecting a blip::Error whose message contains every one of `needles`.
-void expect_error(const std::function<void()>& fn, std::initializer_list<std::string> needles);
 
 }  // namespace blip::test

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/expect_error.h"
+
 #include <fstream>
 #include <random>
 #include <thread>
@@ -75,15 +77,7 @@ std::string detokenize(const Tokens& pieces) {
   return out.empty() || out[0] != ' ' ? out : out.substr(1);
 }
 
-template <class F>
-void expect_error(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no blip::Error thrown";
-  } catch (const blip::Error& e) {
-    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what() << " lacks " << p;
-  }
-}
+using blip::test::expect_error;
 
 }  // namespace
 

@@ -1,5 +1,7 @@
 // WordPiece semantics beyond the fixture captions, the batch contract, and bad input.
 #include <gtest/gtest.h>
+
+#include "common/expect_error.h"
 #include <unistd.h>
 
 #include <filesystem>
@@ -37,16 +39,7 @@ std::string write_file(const std::string& name, const std::string& bytes) {
   return path;
 }
 
-// Runs f, expecting a blip::Error whose message contains every string in `parts`.
-template <class F>
-void expect_error(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no blip::Error thrown";
-  } catch (const blip::Error& e) {
-    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what() << " lacks " << p;
-  }
-}
+using blip::test::expect_error;
 
 }  // namespace
 
