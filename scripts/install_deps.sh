@@ -14,7 +14,7 @@ PKGS=(
   libsentencepiece-dev
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev
-  libutf8proc-dev       # Unicode NFD for the WordPiece tokenizer
+  libicu-dev            # Unicode case mapping, categories and NFD for the tokenizer
   python3-torch         # optional: tests that Python's torch.load reads our .pth
 )
 missing=()
