@@ -22,39 +22,29 @@ inline int most_significant_bit(std::uint64_t n) {
 }
 
 // aheapsort_: a 1-based binary max-heap over idx[0..n). less(a, b) compares items a and b.
+// Moves `value` down from the hole at `hole` of the 1-based heap a[1..n] (numpy's sift-down).
+template <class Less>
+void sift_down(std::int64_t* a, std::int64_t hole, std::int64_t value, std::int64_t n, Less& less) {
+  std::int64_t i = hole;
+  for (std::int64_t j = hole << 1; j <= n;) {
+    if (j < n && less(a[j], a[j + 1])) j += 1;
+    if (!less(value, a[j])) break;
+    a[i] = a[j];
+    i = j;
+    j += j;
+  }
+  a[i] = value;
+}
+
 template <class Less>
 void heap_argsort(std::int64_t* idx, std::int64_t n, Less& less) {
   std::int64_t* a = idx - 1;  // 1-based view
-  std::int64_t i, j, l, tmp;
-  for (l = n >> 1; l > 0; --l) {
-    tmp = a[l];
-    for (i = l, j = l << 1; j <= n;) {
-      if (j < n && less(a[j], a[j + 1])) j += 1;
-      if (less(tmp, a[j])) {
-        a[i] = a[j];
-        i = j;
-        j += j;
-      } else {
-        break;
-      }
-    }
-    a[i] = tmp;
-  }
+  for (std::int64_t l = n >> 1; l > 0; --l) sift_down(a, l, a[l], n, less);
   for (; n > 1;) {
-    tmp = a[n];
+    const std::int64_t tmp = a[n];
     a[n] = a[1];
     n -= 1;
-    for (i = 1, j = 2; j <= n;) {
-      if (j < n && less(a[j], a[j + 1])) j++;
-      if (less(tmp, a[j])) {
-        a[i] = a[j];
-        i = j;
-        j += j;
-      } else {
-        break;
-      }
-    }
-    a[i] = tmp;
+    sift_down(a, 1, tmp, n, less);
   }
 }
 
