@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "blip/eval/retrieval_dataset.h"
+#include "blip/data/retrieval_dataset.h"
 
 namespace blip::bench {
 
@@ -24,10 +24,10 @@ inline std::vector<std::string> synthetic_vocab() {
 }
 
 // `images` images with `captions_per_image` captions each, laid out as BLIP's datasets are.
-inline eval::RetrievalSplit synthetic_split(int64_t images, int64_t captions_per_image, uint64_t seed) {
+inline data::RetrievalSplit synthetic_split(int64_t images, int64_t captions_per_image, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<int> words(8, 20), word(0, 29000);
-  eval::RetrievalSplit split;
+  data::RetrievalSplit split;
   split.name = "synthetic";
   for (int64_t i = 0; i < images; ++i) {
     split.image.push_back("synthetic/" + std::to_string(i) + ".jpg");
@@ -44,7 +44,7 @@ inline eval::RetrievalSplit synthetic_split(int64_t images, int64_t captions_per
 }
 
 // An image loader returning random normalized-range pixels (decoding is not what is measured).
-inline eval::ImageLoadFn random_image_loader(int64_t image_size) {
+inline data::ImageLoadFn random_image_loader(int64_t image_size) {
   return [image_size](const std::string& path) {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(std::hash<std::string>{}(path));
     return at::randn({3, image_size, image_size}, gen);

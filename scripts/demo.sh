@@ -1,26 +1,47 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: installs the dependencies, builds the tools and extracts BLIP
-# features for the reference fixture's images and captions with the tiny fixture checkpoint.
-# Usage: scripts/demo.sh   (BLIP_FIXTURES_DIR to point at the fixtures; OUT=demo_features.safetensors)
+# The main job on a fresh clone, with nothing beside it (no downloads, no ../shared): installs the
+# dependencies, builds the tools, writes a synthetic image-text retrieval dataset (coloured shapes
+# with templated captions, in BLIP's annotation formats), trains a SentencePiece tokenizer on its
+# captions, trains a small BLIP retrieval model FROM SCRATCH on the CPU (configs/demo/), evaluates
+# the best checkpoint on the test split and prints BLIP's recall table. Training and evaluation
+# take about 4 minutes on 2 cores; recall@1 climbs from chance (~0.5%) to well above 50%.
+# Usage: scripts/demo.sh   (BUILD_DIR=build, THREADS=all cores; everything it writes is in demo/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
-fixtures=${BLIP_FIXTURES_DIR:-$(cd .. && pwd)/shared/fixtures}
-ref="$fixtures/blip_ref"
-out=${OUT:-demo_features.safetensors}
+THREADS=${THREADS:-$(nproc)}
+CONFIG=configs/demo/retrieval_demo.yaml
+DEMO=demo  # the paths in $CONFIG point here
+OUT=$DEMO/output
 
 bash scripts/install_deps.sh
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD_DIR" -j "$(nproc)" --target blip_extract
+cmake --build "$BUILD_DIR" -j "$(nproc)" --target blip_demo_data blip_train blip_eval
 
-if [ ! -f "$ref/tiny_config.yaml" ]; then
-  echo "demo: the reference fixtures are not at $fixtures (set BLIP_FIXTURES_DIR)" >&2
-  exit 1
-fi
-"$BUILD_DIR/tools/blip_extract" --config "$ref/tiny_config.yaml" \
-  --image "$ref/images/v0_rgb_640x480.jpg" --image "$ref/images/v1_rgb_500x333.png" \
-  --image "$ref/images/v2_gray_384x384.jpg" --image "$ref/images/v3_rgba_97x211.png" \
-  --caption "a man riding a wave on top of a surfboard." \
-  --caption "Two dogs (brown & white) play in the snow!" \
-  --caption "a plate of food with broccoli and rice" \
-  --out "$out"
+# Start from nothing: a checkpoint_last.pth left by an earlier run would be resumed.
+rm -rf "$DEMO"
+mkdir -p "$DEMO"
+t0=$(date +%s)
+echo "== data: $DEMO/data"
+"$BUILD_DIR/tools/blip_demo_data" --out "$DEMO/data" --train 2000 --val 100 --test 200 --size 64 --seed 0
+
+echo "== tokenizer: $DEMO/spm.model (log in $DEMO/spm_train.log)"
+# BPE over the train captions; the special tokens take the ids our SentencePiece tokenizer and the
+# med config expect ([PAD] = pad_token_id 0), and vocab_size is the med config's.
+spm_train --input="$DEMO/data/captions.txt" --model_prefix="$DEMO/spm" --model_type=bpe --vocab_size=160 \
+  --character_coverage=1.0 --pad_id=0 --pad_piece='[PAD]' --unk_id=1 --unk_piece='[UNK]' \
+  --bos_id=2 --bos_piece='[CLS]' --eos_id=3 --eos_piece='[SEP]' \
+  --user_defined_symbols='[MASK],[DEC],[ENC]' --num_threads="$THREADS" >"$DEMO/spm_train.log" 2>&1 ||
+  { tail -5 "$DEMO/spm_train.log" >&2; echo "demo: spm_train failed (log: $DEMO/spm_train.log)" >&2; exit 1; }
+
+echo "== training from scratch: $OUT (log.txt, checkpoints)"
+t1=$(date +%s)
+"$BUILD_DIR/tools/blip_train" --config "$CONFIG" --output_dir "$OUT" --seed 42 --threads "$THREADS" --quiet
+t2=$(date +%s)
+
+echo "== evaluation of $OUT/checkpoint_best.pth on the test split"
+"$BUILD_DIR/tools/blip_eval" --config "$CONFIG" --checkpoint "$OUT/checkpoint_best.pth" --split test \
+  --output_dir "$OUT" --threads "$THREADS" --quiet
+t3=$(date +%s)
+echo "demo: data and tokenizer $((t1 - t0)) s, training $((t2 - t1)) s, evaluation $((t3 - t2)) s" \
+  "(training + evaluation $((t3 - t1)) s on $THREADS threads)"

@@ -12,6 +12,7 @@ PKGS=(
   libopenblas0-pthread  # without it torch multiplies on the reference BLAS (~30x slower)
   libopencv-dev         # image decoding
   libsentencepiece-dev
+  sentencepiece         # spm_train: the demo trains its tokenizer (scripts/demo.sh)
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev
   libicu-dev            # Unicode case mapping, categories and NFD for the tokenizer

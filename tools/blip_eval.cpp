@@ -6,7 +6,7 @@
 //             [--max-token-memory GiB] [--workers N] [--threads N] [--skip-bad-images]
 //             [--non-strict] [--dist-timeout S] [--dist-backend auto|gloo|nccl] [--set key=value ...]
 // Flags override the config's keys; an unknown flag is an error that names it.
-// Multi-process: start one process per rank with torchrun or srun (see blip/eval/distributed.h).
+// Multi-process: start one process per rank with torchrun or srun (see blip/dist/distributed.h).
 // Writes (rank 0): the metrics table on stdout, BLIP's JSON line appended to
 // <output_dir>/evaluate.txt and, only with --save-scores, <output_dir>/scores_<split>.safetensors
 // (BLIP writes no score files).
@@ -22,11 +22,11 @@
 
 #include "blip/config.h"
 #include "blip/error.h"
-#include "blip/eval/distributed.h"
+#include "blip/dist/distributed.h"
 #include "blip/eval/itm_metrics.h"
 #include "blip/eval/progress.h"
 #include "blip/eval/report.h"
-#include "blip/eval/retrieval_dataset.h"
+#include "blip/data/retrieval_dataset.h"
 #include "blip/eval/retrieval_eval.h"
 #include "blip/models/factory.h"
 #include "blip/text/tokenizer.h"
@@ -44,7 +44,7 @@ std::map<std::string, std::string> parse_overrides(const std::vector<std::string
   return out;
 }
 
-c10::Device parse_device(const std::string& name, const blip::eval::DistContext& dist) {
+c10::Device parse_device(const std::string& name, const blip::dist::DistContext& dist) {
   try {
     c10::Device device(name);
     if (device.is_cuda() && !at::hasCUDA())
@@ -129,11 +129,11 @@ int main(int argc, char** argv) {
 
   try {
     at::set_num_threads(threads);
-    blip::eval::DistOptions dopt;
+    blip::dist::DistOptions dopt;
     dopt.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(dist_timeout_s * 1000));
     dopt.backend = dist_backend;
     dopt.use_cuda = device_arg.rfind("cuda", 0) == 0;
-    const blip::eval::DistContext dist = blip::eval::init_distributed(dopt);
+    const blip::dist::DistContext dist = blip::dist::init_distributed(dopt);
     const bool main_rank = dist.is_main();
     // As BLIP's main(): seed + rank. Nothing in evaluation draws random numbers (no dropout in
     // eval mode, no sampling), so the results do not depend on it.
@@ -185,12 +185,12 @@ int main(int argc, char** argv) {
         split_arg == "both" ? std::vector<std::string>{"val", "test"} : std::vector<std::string>{split_arg};
     std::vector<std::pair<std::string, blip::eval::RetrievalMetrics>> results;
     for (const auto& name : splits) {
-      blip::eval::RetrievalSplitSpec spec;
+      blip::data::RetrievalSplitSpec spec;
       spec.dataset = config.dataset;
       spec.split = name;
       spec.ann_root = config.ann_root;
       spec.image_root = config.image_root;
-      const blip::eval::RetrievalSplit split = blip::eval::load_retrieval_split(spec);
+      const blip::data::RetrievalSplit split = blip::data::load_retrieval_split(spec);
       if (main_rank)
         std::printf("%s: %lld images, %lld captions (%s)\n", name.c_str(),
                     static_cast<long long>(split.num_images()), static_cast<long long>(split.num_texts()),

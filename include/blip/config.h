@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <variant>
+#include <vector>
 
 namespace blip {
 
@@ -129,6 +131,17 @@ struct RetrievalConfig {
 // types name the key and the file; a missing or unreadable med_config is an error.
 RetrievalConfig load_retrieval_config(const std::string& yaml_path,
                                       const std::map<std::string, std::string>& overrides = {});
+
+// One key of the retrieval YAML schema and its value in a RetrievalConfig.
+struct ConfigEntry {
+  std::string key;
+  std::variant<std::string, int64_t, double, bool> value;
+};
+// Every key of the YAML schema (the table load_retrieval_config reads) with its value in
+// `config`, in the order of BLIP's retrieval_coco.yaml, then the keys this project adds. The
+// vit_width / vit_depth / vit_heads / vit_patch_size keys are listed only for `vit: custom`
+// (load_retrieval_config rejects them otherwise), so the entries always load back.
+std::vector<ConfigEntry> retrieval_config_entries(const RetrievalConfig& config);
 
 // Checks the cross-key invariants (sizes positive, image_size divisible by the patch size,
 // width divisible by heads, ckpt layer within depth, ...); throws blip::Error naming `source`.

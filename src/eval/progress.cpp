@@ -84,6 +84,11 @@ void ProgressBar::advance(std::int64_t n) {
   if (now - last_draw_ >= kRedrawInterval) draw(false);
 }
 
+void ProgressBar::set_suffix(std::string suffix) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  suffix_ = std::move(suffix);
+}
+
 void ProgressBar::finish() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (finished_) return;
@@ -101,6 +106,7 @@ void ProgressBar::draw(bool final_line) {
   last_draw_ = now;
   const double elapsed = std::chrono::duration<double>(now - start_).count();
   std::string line = format_progress_line(stage_, done_, total_, elapsed);
+  if (!suffix_.empty()) line += "  " + suffix_;
   const std::size_t width = line.size();
   // Blank out what a longer previous line left behind.
   if (width < last_width_) line += std::string(last_width_ - width, ' ');

@@ -1,4 +1,5 @@
 #include "blip/eval/retrieval_eval.h"
+#include "blip/retrieval/text_tensors.h"
 
 #include "blip/error.h"
 #include "blip/eval/progress.h"
@@ -15,6 +16,12 @@
 #include <map>
 
 namespace blip::eval {
+using data::ImageBatch;
+using data::ImageBatchLoader;
+using data::ImageLoaderOptions;
+using data::ImageLoadFailure;
+using data::RetrievalSplit;
+using dist::DistContext;
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -47,11 +54,8 @@ std::string stage(const RetrievalEvalOptions& o, const std::string& name) {
 // The tokenizer's [rows, cols] matrices as int64 tensors.
 std::pair<at::Tensor, at::Tensor> tokenize(const text::Tokenizer& tokenizer,
                                            const std::vector<std::string>& texts, int max_length) {
-  text::Encoding enc = tokenizer.encode_batch(texts, max_length, text::Padding::MaxLength, true);
-  const at::Tensor ids = at::from_blob(enc.input_ids.data(), {enc.rows, enc.cols}, at::kLong).clone();
-  const at::Tensor att =
-      at::from_blob(enc.attention_mask.data(), {enc.rows, enc.cols}, at::kLong).clone();
-  return {ids, att};
+  retrieval::TextTensors t = retrieval::tokenize_to_tensors(tokenizer, texts, max_length);
+  return {t.input_ids, t.attention_mask};
 }
 
 // F.normalize as BLIP (and BlipRetrievalImpl) computes it: x / max(||x||_2, 1e-12).
@@ -104,7 +108,7 @@ ImageBatchLoader make_loader(const std::vector<std::string>& paths, const Retrie
   lo.num_workers = o.num_workers;
   lo.skip_bad_images = skip_bad_images;
   return ImageBatchLoader(paths,
-                          o.image_loader ? o.image_loader : transform_test_loader(static_cast<int>(o.image_size)),
+                          o.image_loader ? o.image_loader : data::transform_test_loader(static_cast<int>(o.image_size)),
                           lo);
 }
 
@@ -575,7 +579,7 @@ void evaluate_in_inference_mode(models::BlipRetrievalImpl& model, const text::To
                                                                "unreadable (reported by another rank)"});
     }
   std::vector<std::int64_t> kept_texts, kept_images;
-  r.split = without_images(split, dropped, &kept_texts, &kept_images);
+  r.split = data::without_images(split, dropped, &kept_texts, &kept_images);
   if (r.split.num_images() == 0 || r.split.num_texts() == 0)
     fail(what, "no image could be read (" + std::to_string(dropped.size()) + " skipped)");
   if (!dropped.empty()) {

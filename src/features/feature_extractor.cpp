@@ -6,6 +6,7 @@
 #include "blip/error.h"
 #include "blip/image/transform.h"
 #include "blip/models/blip_retrieval.h"
+#include "blip/retrieval/text_tensors.h"
 #include "blip/text/pre_caption.h"
 #include "blip/text/tokenizer.h"
 
@@ -22,10 +23,6 @@ at::Device parse_device(const std::string& name) {
   } catch (const c10::Error&) {
     fail("--device " + name, "not a device name (use cpu or cuda[:n])");
   }
-}
-
-at::Tensor to_tensor(const std::vector<int64_t>& values, int64_t rows, int64_t cols) {
-  return at::tensor(values, at::kLong).reshape({rows, cols});
 }
 
 // Runs fn over [0, n) in chunks of `batch` and concatenates the results along dim 0.
@@ -66,10 +63,10 @@ io::NamedTensors extract_features(models::BlipRetrievalImpl& model, const text::
     std::vector<std::string> texts;
     texts.reserve(captions.size());
     for (const auto& c : captions) texts.push_back(text::pre_caption(c.text, options.max_words, c.source));
-    const auto enc = tokenizer.encode_batch(texts, options.max_length, text::Padding::MaxLength, true);
-    const auto ids = to_tensor(enc.input_ids, enc.rows, enc.cols);
-    const auto mask = to_tensor(enc.attention_mask, enc.rows, enc.cols);
-    const auto text_embeds = in_batches(enc.rows, options.text_batch, [&](int64_t a, int64_t b) {
+    const retrieval::TextTensors tokens = retrieval::tokenize_to_tensors(tokenizer, texts, options.max_length);
+    const at::Tensor& ids = tokens.input_ids;
+    const at::Tensor& mask = tokens.attention_mask;
+    const auto text_embeds = in_batches(ids.size(0), options.text_batch, [&](int64_t a, int64_t b) {
       return model.text_embeds(ids.slice(0, a, b).to(device), mask.slice(0, a, b).to(device));
     });
     out.emplace_back("input_ids", ids);
@@ -84,7 +81,7 @@ io::NamedTensors extract_features(models::BlipRetrievalImpl& model, const text::
       std::vector<at::Tensor> rows;
       for (int64_t i = 0; i < image_embeds.size(0); ++i) {
         const auto kv = model.cross_attention_kv(image_embeds.slice(0, i, i + 1));
-        rows.push_back(in_batches(enc.rows, options.text_batch, [&](int64_t a, int64_t b) {
+        rows.push_back(in_batches(ids.size(0), options.text_batch, [&](int64_t a, int64_t b) {
           return model.itm_logits(ids_enc.slice(0, a, b), mask_d.slice(0, a, b), kv);
         }));
       }

@@ -2,6 +2,7 @@
 
 #include "blip/error.h"
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -54,9 +55,39 @@ void InputFile::read_at(std::uint64_t offset, void* dst, std::size_t n, const ch
   }
 }
 
-AtomicFileWriter::AtomicFileWriter(const std::string& path) : path_(path), tmp_path_(path + ".tmp") {
-  fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) fail(path, "cannot create '" + tmp_path_ + "': " + errno_text());
+namespace {
+
+// Refuses to replace anything but a regular file (a device, FIFO, directory or symlink at the
+// target is left alone); returns the mode bits an existing file keeps.
+mode_t check_replaceable(const std::string& path) {
+  constexpr mode_t kNewFileMode = 0644;
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return kNewFileMode;
+    fail(path, "cannot stat: " + errno_text());
+  }
+  if (!S_ISREG(st.st_mode)) fail(path, "exists and is not a regular file; refusing to replace it");
+  return st.st_mode & 0777;
+}
+
+}  // namespace
+
+AtomicFileWriter::AtomicFileWriter(const std::string& path) : path_(path) {
+  if (path.empty()) fail("<empty path>", "cannot write a file without a name");
+  const mode_t mode = check_replaceable(path);
+  // The temporary name is unique to this process and writer and created exclusively without
+  // following links (O_EXCL|O_NOFOLLOW), so two writers of the same path (ranks, a second run)
+  // never share a file, and a planted symlink or stale file is never followed or truncated.
+  static std::atomic<unsigned> counter{0};
+  constexpr int kAttempts = 100;
+  for (int attempt = 0; attempt < kAttempts && fd_ < 0; ++attempt) {
+    tmp_path_ = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+    fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd_ < 0 && errno != EEXIST) break;
+  }
+  if (fd_ < 0) fail(path, "cannot create a temporary file '" + tmp_path_ + "' next to it: " + errno_text());
+  // O_CREAT applies the umask; an existing file's own bits are kept exactly.
+  ::fchmod(fd_, mode);
 }
 
 AtomicFileWriter::~AtomicFileWriter() {
@@ -84,6 +115,7 @@ void AtomicFileWriter::commit() {
   const int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0) fail(path_, "close of '" + tmp_path_ + "' failed: " + errno_text());
+  check_replaceable(path_);  // again: something may have appeared at the target meanwhile
   if (::rename(tmp_path_.c_str(), path_.c_str()) != 0)
     fail(path_, "cannot rename '" + tmp_path_ + "' over it: " + errno_text());
   committed_ = true;

@@ -1,6 +1,6 @@
 // Plain file access shared by the checkpoint readers and writers: bounded reads that report
-// errors by file name, and an atomic writer (write `<path>.tmp`, fsync, rename over `path`) so
-// that a crash never leaves a half-written checkpoint under the final name.
+// errors by file name, and an atomic writer (write a unique `<path>.tmp.<pid>.<n>`, fsync, rename
+// over `path`) so that a crash never leaves a half-written checkpoint under the final name.
 #pragma once
 
 #include <cstddef>
@@ -28,8 +28,9 @@ class InputFile {
   std::uint64_t size_ = 0;
 };
 
-// Writes to `<path>.tmp` in the same directory; commit() fsyncs, closes and renames it over
-// `path`. Destroying an uncommitted writer removes the temporary file.
+// Writes to `<path>.tmp.<pid>.<n>` in the same directory, created exclusively (O_EXCL);
+// commit() fsyncs, closes and renames it over `path`. Destroying an uncommitted writer removes the
+// temporary file (a killed process leaves it behind, never a partial file under `path`).
 class AtomicFileWriter {
  public:
   explicit AtomicFileWriter(const std::string& path);

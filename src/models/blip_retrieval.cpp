@@ -103,6 +103,10 @@ void BlipRetrievalImpl::dequeue_and_enqueue(const at::Tensor& image_feat,
     fail("BLIP retrieval model", "queue_size " + std::to_string(spec_.queue_size) +
                                      " is not a multiple of the batch size " + std::to_string(batch));
   const int64_t ptr = ptr_queue[0].item<int64_t>();
+  if (ptr < 0 || ptr % batch != 0)
+    fail("BLIP retrieval model", "ptr_queue " + std::to_string(ptr) +
+                                     " is not a multiple of the batch size " + std::to_string(batch) +
+                                     " (the queue was filled with another global batch size)");
   image_queue.narrow(1, ptr, batch).copy_(image_feat.t());
   text_queue.narrow(1, ptr, batch).copy_(text_feat.t());
   idx_queue.narrow(1, ptr, batch).copy_(idxs.reshape({-1, 1}).t());

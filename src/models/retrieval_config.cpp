@@ -5,6 +5,7 @@
 #include <functional>
 #include <set>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "blip/config.h"
@@ -21,6 +22,7 @@ enum class Kind { String, Path, Int, Double, Bool };
 struct KeySpec {
   Kind kind;
   std::function<void(RetrievalConfig&, const YAML::Node&)> set;
+  std::function<ConfigEntry(const RetrievalConfig&)> get;
 };
 
 const char* kind_name(Kind k) {
@@ -45,11 +47,18 @@ std::string string_of(const YAML::Node& n) {
   return scalar_as<std::string>(n);
 }
 
-#define BLIP_KEY(kind, field, conv) \
-  {#field, {kind, [](RetrievalConfig& c, const YAML::Node& n) { c.field = conv(n); }}}
+#define BLIP_KEY(kind, field, conv)                                                      \
+  {#field,                                                                                \
+   {kind, [](RetrievalConfig& c, const YAML::Node& n) { c.field = conv(n); },            \
+    [](const RetrievalConfig& c) {                                                        \
+      return ConfigEntry{#field, decltype(ConfigEntry::value)(                            \
+                                     std::in_place_type<decltype(RetrievalConfig::field)>, \
+                                     c.field)};                                           \
+    }}}
 
-const std::map<std::string, KeySpec>& key_specs() {
-  static const std::map<std::string, KeySpec> specs = {
+// In the order of BLIP's retrieval_coco.yaml, then the keys this project adds.
+const std::vector<std::pair<std::string, KeySpec>>& key_list() {
+  static const std::vector<std::pair<std::string, KeySpec>> list = {
       BLIP_KEY(Kind::Path, image_root, string_of),
       BLIP_KEY(Kind::Path, ann_root, string_of),
       BLIP_KEY(Kind::String, dataset, string_of),
@@ -77,9 +86,18 @@ const std::map<std::string, KeySpec>& key_specs() {
       BLIP_KEY(Kind::Int, vit_heads, scalar_as<int64_t>),
       BLIP_KEY(Kind::Int, vit_patch_size, scalar_as<int64_t>),
   };
-  return specs;
+  return list;
 }
 #undef BLIP_KEY
+
+const std::map<std::string, KeySpec>& key_specs() {
+  static const std::map<std::string, KeySpec> specs(key_list().begin(), key_list().end());
+  return specs;
+}
+
+bool is_custom_vit_key(const std::string& key) {
+  return key == "vit_width" || key == "vit_depth" || key == "vit_heads" || key == "vit_patch_size";
+}
 
 std::string resolve_path(const std::string& p, const fs::path& base) {
   if (p.empty() || is_url(p)) return p;
@@ -198,6 +216,13 @@ RetrievalConfig load_retrieval_config(const std::string& yaml_path,
   }
   c.med.encoder_width = c.vit_config().width;  // BLIP_Retrieval: med_config.encoder_width = vision_width
   return c;
+}
+
+std::vector<ConfigEntry> retrieval_config_entries(const RetrievalConfig& config) {
+  std::vector<ConfigEntry> out;
+  for (const auto& [key, spec] : key_list())
+    if (config.vit == "custom" || !is_custom_vit_key(key)) out.push_back(spec.get(config));
+  return out;
 }
 
 void validate(const RetrievalConfig& c) {

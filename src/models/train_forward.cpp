@@ -27,6 +27,11 @@ at::Tensor soft_cross_entropy(const at::Tensor& sim, const at::Tensor& targets) 
 
 // One draw per row of `weights`, as BLIP's loop of torch.multinomial(weights[b], 1) calls.
 at::Tensor draw_negatives(const at::Tensor& weights) {
+  // BLIP issue #76: NaN/Inf features (a diverged step) reach multinomial, which aborts there.
+  if (!at::isfinite(weights).all().item<bool>())
+    fail("BLIP retrieval training",
+         "the hard-negative sampling weights are not finite (the model's features became NaN or "
+         "Inf: the loss diverged; lower init_lr or train in fp32)");
   std::vector<int64_t> picks;
   for (int64_t b = 0; b < weights.size(0); ++b) {
     try {
@@ -50,13 +55,33 @@ void check_inputs(const BlipRetrievalImpl& model, const at::Tensor& images, cons
   if (idx.numel() != batch) fail(what, "idx must hold one id per image");
 }
 
+// concat_all_gather / GatherLayer, or the tensor itself in one process.
+at::Tensor gather(const TrainCollectives* c, const at::Tensor& t) {
+  return c && c->world_size() > 1 ? c->all_gather(t) : t;
+}
+at::Tensor gather_with_grad(const TrainCollectives* c, const at::Tensor& t) {
+  return c && c->world_size() > 1 ? c->all_gather_with_grad(t) : t;
+}
+
 }  // namespace
 
 TrainForward train_forward(BlipRetrievalImpl& model, const at::Tensor& images,
                            const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                           const at::Tensor& idx_in, double alpha, int64_t enc_token_id,
+                           const at::Tensor& idx, double alpha, int64_t enc_token_id,
                            const ItmNegatives* replay) {
+  TrainForwardOptions options;
+  options.alpha = alpha;
+  options.enc_token_id = enc_token_id;
+  options.replay = replay;
+  return train_forward(model, images, input_ids, attention_mask, idx, options);
+}
+
+TrainForward train_forward(BlipRetrievalImpl& model, const at::Tensor& images,
+                           const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                           const at::Tensor& idx_in, const TrainForwardOptions& options) {
   check_inputs(model, images, input_ids, attention_mask, idx_in);
+  const TrainCollectives* coll = options.collectives;
+  const double alpha = options.alpha;
   TrainForward r;
   {
     torch::NoGradGuard no_grad;
@@ -99,32 +124,45 @@ TrainForward train_forward(BlipRetrievalImpl& model, const at::Tensor& images,
   r.loss_ita = (soft_cross_entropy(r.sim_i2t, r.sim_i2t_targets) +
                 soft_cross_entropy(r.sim_t2i, r.sim_t2i_targets)) /
                2;
-  model.dequeue_and_enqueue(r.image_feat_m, r.text_feat_m, idx);
-
-  // ===== image-text matching =====
-  const at::Tensor enc_ids = BlipRetrievalImpl::with_enc_token(input_ids, enc_token_id);
-  r.itm_pos_hidden = model.text_encoder->forward(enc_ids, attention_mask, TextMode::Multimodal,
-                                                 r.image_embeds, image_atts);
+  // The queues take every rank's momentum features (the global batch).
+  const at::Tensor idxs = gather(coll, idx);
   {
     torch::NoGradGuard no_grad;
-    const at::Tensor same = at::eq(idx, idx.t());
-    r.weights_i2t = at::softmax(at::matmul(r.image_feat, r.text_feat.t()) / temp, 1);
+    model.dequeue_and_enqueue(gather(coll, r.image_feat_m), gather(coll, r.text_feat_m), idxs);
+  }
+
+  // ===== image-text matching =====
+  const at::Tensor enc_ids = BlipRetrievalImpl::with_enc_token(input_ids, options.enc_token_id);
+  r.itm_pos_hidden = model.text_encoder->forward(enc_ids, attention_mask, TextMode::Multimodal,
+                                                 r.image_embeds, image_atts);
+  // Candidates for the negatives: this rank's batch, or every rank's (negative_all_rank).
+  const bool all_rank = options.negative_all_rank;
+  {
+    torch::NoGradGuard no_grad;
+    const at::Tensor same = at::eq(idx, (all_rank ? idxs : idx).t());
+    const at::Tensor image_feat_world = all_rank ? gather(coll, r.image_feat) : r.image_feat;
+    const at::Tensor text_feat_world = all_rank ? gather(coll, r.text_feat) : r.text_feat;
+    r.weights_i2t = at::softmax(at::matmul(r.image_feat, text_feat_world.t()) / temp, 1);
     r.weights_i2t.masked_fill_(same, 0);
-    r.weights_t2i = at::softmax(at::matmul(r.text_feat, r.image_feat.t()) / temp, 1);
+    r.weights_t2i = at::softmax(at::matmul(r.text_feat, image_feat_world.t()) / temp, 1);
     r.weights_t2i.masked_fill_(same, 0);
   }
-  if (replay) {
-    r.negatives = *replay;
+  if (options.replay) {
+    r.negatives = *options.replay;
   } else {
     r.negatives.image_for_text = draw_negatives(r.weights_t2i);  // first B draws
     r.negatives.text_for_image = draw_negatives(r.weights_i2t);  // next B draws
   }
+  const at::Tensor image_embeds_world =
+      all_rank ? gather_with_grad(coll, r.image_embeds) : r.image_embeds;
+  const at::Tensor enc_ids_world = all_rank ? gather(coll, enc_ids) : enc_ids;
+  const at::Tensor mask_world = all_rank ? gather(coll, attention_mask) : attention_mask;
   const at::Tensor neg_img = r.negatives.image_for_text.to(images.device());
   const at::Tensor neg_txt = r.negatives.text_for_image.to(images.device());
-  const at::Tensor image_embeds_neg = r.image_embeds.index_select(0, neg_img);
-  const at::Tensor text_ids_all = at::cat({enc_ids, enc_ids.index_select(0, neg_txt)}, 0);
+  const at::Tensor image_embeds_neg = image_embeds_world.index_select(0, neg_img);
+  const at::Tensor text_ids_all = at::cat({enc_ids, enc_ids_world.index_select(0, neg_txt)}, 0);
   const at::Tensor text_atts_all =
-      at::cat({attention_mask, attention_mask.index_select(0, neg_txt)}, 0);
+      at::cat({attention_mask, mask_world.index_select(0, neg_txt)}, 0);
   const at::Tensor image_embeds_all = at::cat({image_embeds_neg, r.image_embeds}, 0);
   const at::Tensor image_atts_all = at::cat({image_atts, image_atts}, 0);
   r.itm_neg_hidden = model.text_encoder->forward(text_ids_all, text_atts_all, TextMode::Multimodal,

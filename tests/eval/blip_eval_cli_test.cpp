@@ -8,7 +8,7 @@
 #include "blip/io/safetensors.h"
 #include "common/fixtures.h"
 #include "common/run_command.h"
-#include "eval/worker_process.h"
+#include "common/worker_process.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Context.h>

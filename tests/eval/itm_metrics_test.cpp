@@ -5,7 +5,7 @@
 
 #include "blip/error.h"
 #include "blip/eval/itm_metrics.h"
-#include "blip/eval/retrieval_dataset.h"
+#include "blip/data/retrieval_dataset.h"
 #include "blip/io/safetensors.h"
 #include "common/fixtures.h"
 
@@ -18,6 +18,7 @@
 namespace {
 
 using namespace blip::eval;
+using namespace blip::data;
 
 nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);

@@ -12,7 +12,7 @@
 #include "blip/models/factory.h"
 #include "blip/text/tokenizer.h"
 #include "common/fixtures.h"
-#include "eval/worker_process.h"
+#include "common/worker_process.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -24,6 +24,8 @@
 namespace {
 
 using namespace blip::eval;
+using namespace blip::data;
+using namespace blip::dist;
 namespace fs = std::filesystem;
 
 struct Fixture {

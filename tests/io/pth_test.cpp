@@ -171,7 +171,7 @@ TEST(Pth, RoundTripsPthAndSafetensorsBitwise) {
 
   // pth -> pth, whole object (optimizer, config, epoch, _metadata included)
   blip::io::save_pth_object(dir + "/copy.pth", top);
-  EXPECT_FALSE(std::filesystem::exists(dir + "/copy.pth.tmp"));
+  EXPECT_FALSE(blip::test::temp_sibling_left(dir + "/copy.pth"));
   const auto copy = blip::io::load_pth(dir + "/copy.pth");
   expect_bitwise_equal(original.model, copy.model);
   EXPECT_EQ(copy.epoch, original.epoch);

@@ -93,7 +93,7 @@ TEST(Safetensors, RoundTripsEveryDtypeBitwise) {
 
   const std::string path = blip::test::temp_dir() + "/all.safetensors";
   blip::io::save_safetensors(path, in, meta);
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_FALSE(blip::test::temp_sibling_left(path));
   std::map<std::string, std::string> meta_out;
   const auto out = blip::io::load_safetensors(path, &meta_out);
   EXPECT_EQ(meta_out, meta);
@@ -162,7 +162,7 @@ TEST(Safetensors, WriterRejectsWhatTheFormatCannotHold) {
                {path, "'a'", "twice"});
   expect_error([&] { blip::io::save_safetensors(path, {{"__metadata__", at::ones({1})}}); }, {path, "__metadata__"});
   EXPECT_FALSE(std::filesystem::exists(path));
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_FALSE(blip::test::temp_sibling_left(path));
 }
 
 // --- bad input: each gives a blip::Error naming the file and the reason -------------------------

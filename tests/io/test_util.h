@@ -5,6 +5,7 @@
 
 #include "blip/error.h"
 
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <string>
@@ -30,6 +31,15 @@ inline void expect_error(const std::function<void()>& fn, std::initializer_list<
     const std::string msg = e.what();
     for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "message '" << msg << "' lacks '" << n << "'";
   }
+}
+
+// True when the folder of `path` holds a leftover temporary of it (`<name>.tmp*`).
+inline bool temp_sibling_left(const std::string& path) {
+  const std::filesystem::path p(path);
+  const std::string prefix = p.filename().string() + ".tmp";
+  for (const auto& e : std::filesystem::directory_iterator(p.parent_path()))
+    if (e.path().filename().string().rfind(prefix, 0) == 0) return true;
+  return false;
 }
 
 }  // namespace blip::test

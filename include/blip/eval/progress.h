@@ -33,6 +33,8 @@ class ProgressBar {
 
   // Counts n more items done; thread-safe. Redraws at most every kRedrawInterval.
   void advance(std::int64_t n = 1);
+  // Text drawn after the counts (e.g. "loss 1.23  lr 1.0e-05"); thread-safe.
+  void set_suffix(std::string suffix);
   // Draws the final state and ends the line (once; the destructor calls it too).
   void finish();
 
@@ -50,6 +52,7 @@ class ProgressBar {
   std::ostream* out_;
   mutable std::mutex mutex_;
   std::int64_t done_ = 0;
+  std::string suffix_;
   bool finished_ = false;
   std::size_t last_width_ = 0;
   std::chrono::steady_clock::time_point start_;

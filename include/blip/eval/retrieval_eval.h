@@ -40,9 +40,9 @@
 // (a second ViT pass; same matrices). Reference mode always keeps every image's tokens.
 #pragma once
 
-#include "blip/eval/distributed.h"
-#include "blip/eval/image_loader.h"
-#include "blip/eval/retrieval_dataset.h"
+#include "blip/dist/distributed.h"
+#include "blip/data/image_loader.h"
+#include "blip/data/retrieval_dataset.h"
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
@@ -108,7 +108,7 @@ struct RetrievalEvalOptions {
   double max_token_memory_gib = kDefaultMaxTokenMemoryGiB;
 
   // Image loading (see image_loader.h). An empty loader means transform_test_loader(image_size).
-  ImageLoadFn image_loader;
+  data::ImageLoadFn image_loader;
   int num_workers = 4;
   bool skip_bad_images = false;
 
@@ -133,12 +133,12 @@ struct TokenMemoryPlan {
 // The plan evaluate_retrieval follows for `num_images` images on this rank of `dist`.
 TokenMemoryPlan plan_token_memory(const models::BlipRetrievalSpec& spec, std::int64_t num_images,
                                   const RetrievalEvalOptions& options,
-                                  const DistContext& dist = DistContext());
+                                  const dist::DistContext& dist = dist::DistContext());
 
 struct RetrievalEvalResult {
   // The split that was scored: the input split, minus skipped images and their captions.
-  RetrievalSplit split;
-  std::vector<ImageLoadFailure> skipped;
+  data::RetrievalSplit split;
+  std::vector<data::ImageLoadFailure> skipped;
 
   at::Tensor score_matrix_i2t;  // [images, texts] float32, CPU
   at::Tensor score_matrix_t2i;  // [texts, images] float32, CPU
@@ -156,8 +156,8 @@ struct RetrievalEvalResult {
 // no image or no caption throws blip::Error.
 RetrievalEvalResult evaluate_retrieval(models::BlipRetrievalImpl& model,
                                        const text::Tokenizer& tokenizer,
-                                       const RetrievalSplit& split,
+                                       const data::RetrievalSplit& split,
                                        const RetrievalEvalOptions& options,
-                                       const DistContext& dist = DistContext());
+                                       const dist::DistContext& dist = dist::DistContext());
 
 }  // namespace blip::eval

@@ -38,8 +38,8 @@ enum class CheckpointFormat { Pth, Safetensors, Unknown };
 // Looks at the first bytes only; a missing or unreadable file is Unknown.
 CheckpointFormat sniff_checkpoint_format(const std::string& path);
 
-// Writes `object` as torch.save does (zip archive, pickle protocol 2) to `<path>.tmp`, fsyncs it
-// and renames it over `path`. Each distinct tensor gets its own contiguous storage record.
+// Writes `object` as torch.save does (zip archive, pickle protocol 2) to a temporary file created
+// exclusively next to `path` (`<path>.tmp.<pid>.<n>`), fsyncs it and renames it over `path`. Each distinct tensor gets its own contiguous storage record.
 void save_pth_object(const std::string& path, const pickle::Value& object);
 
 // Writes {'model': OrderedDict(model), 'optimizer': .., 'config': .., 'epoch': ..}, leaving out

@@ -31,7 +31,8 @@ NamedTensors parse_safetensors(const std::uint8_t* data, std::size_t size, const
 // Writes `tensors` (any device, any layout: contiguous CPU copies are written) to `path`.
 // Like the reference implementation, tensors are laid out by decreasing dtype alignment, then by
 // name, so that each tensor's bytes are aligned to its element size; the header is padded with
-// spaces to a multiple of 8 bytes. The file is written to `<path>.tmp` and renamed over `path`.
+// spaces to a multiple of 8 bytes. The file is written to a unique `<path>.tmp.<pid>.<n>` and
+// renamed over `path`.
 // Duplicate names and dtypes the format cannot hold throw blip::Error.
 void save_safetensors(const std::string& path, const NamedTensors& tensors,
                       const std::map<std::string, std::string>& metadata = {});
