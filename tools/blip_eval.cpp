@@ -33,17 +33,6 @@
 
 namespace {
 
-// "key=value" -> overrides[key] = value.
-std::map<std::string, std::string> parse_overrides(const std::vector<std::string>& items) {
-  std::map<std::string, std::string> out;
-  for (const auto& item : items) {
-    const auto eq = item.find('=');
-    if (eq == std::string::npos || eq == 0) blip::fail("--set " + item, "expected key=value");
-    out[item.substr(0, eq)] = item.substr(eq + 1);
-  }
-  return out;
-}
-
 c10::Device parse_device(const std::string& name, const blip::dist::DistContext& dist) {
   try {
     c10::Device device(name);
@@ -142,7 +131,7 @@ int main(int argc, char** argv) {
       std::printf("distributed: %d ranks (%s, %s)\n", dist.world_size(),
                   dist.launch().launcher.c_str(), dist.backend().c_str());
 
-    auto overrides = parse_overrides(set_items);
+    auto overrides = blip::parse_overrides(set_items, "--set");
     if (!checkpoint.empty()) overrides["pretrained"] = checkpoint;
     if (!vocab.empty()) overrides["tokenizer"] = vocab;
     if (k_test > 0) overrides["k_test"] = std::to_string(k_test);

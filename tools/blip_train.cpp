@@ -27,16 +27,6 @@
 
 namespace {
 
-std::map<std::string, std::string> parse_overrides(const std::vector<std::string>& items) {
-  std::map<std::string, std::string> out;
-  for (const auto& item : items) {
-    const auto eq = item.find('=');
-    if (eq == std::string::npos || eq == 0) blip::fail("--set " + item, "expected key=value");
-    out[item.substr(0, eq)] = item.substr(eq + 1);
-  }
-  return out;
-}
-
 c10::Device parse_device(const std::string& name, const blip::dist::DistContext& dist) {
   if (name != "cpu" && name.rfind("cuda", 0) != 0) blip::fail("--device " + name, "expected cpu or cuda[:n]");
   c10::Device device(c10::kCPU);
@@ -109,7 +99,7 @@ int main(int argc, char** argv) {
     at::set_num_threads(threads > 0 ? threads : blip::dist::default_num_threads(launch));
     const blip::dist::DistContext dist = blip::dist::init_distributed(launch, dopt);
 
-    auto overrides = parse_overrides(set_items);
+    auto overrides = blip::parse_overrides(set_items, "--set");
     if (max_epoch > 0) overrides["max_epoch"] = std::to_string(max_epoch);
     if (batch_size_train > 0) overrides["batch_size_train"] = std::to_string(batch_size_train);
     const blip::RetrievalConfig config = blip::load_retrieval_config(config_path, overrides);

@@ -143,6 +143,11 @@ struct ConfigEntry {
 // (load_retrieval_config rejects them otherwise), so the entries always load back.
 std::vector<ConfigEntry> retrieval_config_entries(const RetrievalConfig& config);
 
+// "key=value" items (e.g. from a command line) as overrides for load_retrieval_config; a
+// malformed item throws blip::Error naming `what` (the option it came from) and the item.
+std::map<std::string, std::string> parse_overrides(const std::vector<std::string>& items,
+                                                   const std::string& what);
+
 // Checks the cross-key invariants (sizes positive, image_size divisible by the patch size,
 // width divisible by heads, ckpt layer within depth, ...); throws blip::Error naming `source`.
 void validate(const RetrievalConfig& config);

@@ -1,6 +1,7 @@
 #include "blip/data/retrieval_dataset.h"
 
 #include "blip/error.h"
+#include "data/annotation_file.h"
 #include "blip/text/pre_caption.h"
 
 #include <nlohmann/json.hpp>
@@ -15,16 +16,13 @@ namespace fs = std::filesystem;
 namespace blip::data {
 namespace {
 
-// Where BLIP's dataset classes download the annotation files from.
-constexpr const char* kBlipAnnotationBaseUrl =
-    "https://storage.googleapis.com/sfr-vision-language-research/datasets/";
+using detail::json_type;
+using detail::kBlipAnnotationBaseUrl;
 
 void check_split_name(const std::string& split) {
   if (split != "val" && split != "test")
     fail("split '" + split + "'", "unknown retrieval split (expected val or test)");
 }
-
-std::string json_type(const nlohmann::json& j) { return j.type_name(); }
 
 }  // namespace
 
@@ -57,16 +55,8 @@ std::string annotation_download_url(const std::string& dataset, const std::strin
 
 RetrievalSplit parse_retrieval_split(const std::string& json_text, const std::string& what,
                                      const std::string& image_root, int max_words) {
-  nlohmann::json root;
-  try {
-    root = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(what, "invalid JSON at byte " + std::to_string(e.byte) + ": " + e.what());
-  }
-  if (!root.is_array())
-    fail(what, "expected a JSON list of {\"image\", \"caption\"} entries, got a JSON " +
-                   json_type(root));
-  if (root.empty()) fail(what, "the split is empty (no images)");
+  const nlohmann::json root = detail::parse_annotation_list(
+      json_text, what, "{\"image\", \"caption\"}", "the split is empty (no images)");
 
   RetrievalSplit s;
   s.image_root = image_root;
@@ -107,29 +97,12 @@ RetrievalSplit parse_retrieval_split(const std::string& json_text, const std::st
 }
 
 RetrievalSplit load_retrieval_split(const RetrievalSplitSpec& spec) {
-  const std::string file_name = annotation_file_name(spec.dataset, spec.split);
-  const std::string path = (fs::path(spec.ann_root) / file_name).string();
-
-  std::error_code ec;
-  const auto status = fs::status(path, ec);
-  if (!fs::exists(status)) {
-    const std::string url = annotation_download_url(spec.dataset, spec.split);
-    if (url.empty())
-      fail(path, "annotation file not found (dataset 'custom' reads " + file_name +
-                     " from ann_root: a JSON list of {\"image\": <path relative to image_root>, "
-                     "\"caption\": [<strings>]})");
-    fail(path, "annotation file not found; BLIP downloads it from " + url +
-                   " (save it in ann_root '" + spec.ann_root + "')");
-  }
-  if (fs::is_directory(status)) fail(path, "is a directory, expected the annotation JSON file");
-
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open the annotation file for reading");
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) fail(path, "read error");
-
-  RetrievalSplit s = parse_retrieval_split(buf.str(), path, spec.image_root, spec.max_words);
+  std::string path;
+  const std::string text = detail::read_annotation_file(
+      spec.ann_root, annotation_file_name(spec.dataset, spec.split),
+      annotation_download_url(spec.dataset, spec.split),
+      "{\"image\": <path relative to image_root>, \"caption\": [<strings>]}", &path);
+  RetrievalSplit s = parse_retrieval_split(text, path, spec.image_root, spec.max_words);
   s.name = spec.split;
   s.annotation_file = path;
   return s;

@@ -43,14 +43,15 @@ constexpr std::array<Colour, 6> kColours{{{"red", {220, 40, 40}},
                                           {"blue", {50, 95, 235}},
                                           {"yellow", {235, 220, 45}},
                                           {"purple", {155, 60, 205}},
-                                          {"white", {235, 235, 235}}}};
+                                          {"orange", {245, 140, 30}}}};
 struct Background {
   const char* name;
   std::vector<const char*> words;
   int level;  // grey level
 };
-const std::array<Background, 2> kBackgrounds{{{"black", {"black", "dark"}, 18},
-                                              {"grey", {"grey", "gray"}, 118}}};
+const std::array<Background, 3> kBackgrounds{{{"black", {"black", "dark"}, 18},
+                                              {"grey", {"grey", "gray"}, 118},
+                                              {"white", {"white", "light"}, 235}}};
 constexpr int kSizes = 2;
 const std::vector<std::vector<const char*>> kSizeWords{{"small", "little", "tiny"}, {"large", "big"}};
 const std::vector<std::vector<const char*>> kCountWords{

@@ -1,6 +1,7 @@
 #include "blip/data/train_dataset.h"
 
 #include "blip/error.h"
+#include "data/annotation_file.h"
 #include "blip/text/pre_caption.h"
 
 #include <nlohmann/json.hpp>
@@ -15,11 +16,8 @@ namespace fs = std::filesystem;
 namespace blip::data {
 namespace {
 
-// Where BLIP's dataset classes download the annotation files from.
-constexpr const char* kBlipAnnotationBaseUrl =
-    "https://storage.googleapis.com/sfr-vision-language-research/datasets/";
-
-std::string json_type(const nlohmann::json& j) { return j.type_name(); }
+using detail::json_type;
+using detail::kBlipAnnotationBaseUrl;
 
 // The img_ids dictionary key of an image_id: Python keeps the string "5" and the int 5 apart,
 // so the kind is part of the key.
@@ -36,22 +34,6 @@ const nlohmann::json& require_key(const nlohmann::json& ann, const char* key,
   const auto it = ann.find(key);
   if (it == ann.end()) fail(what, entry + ": missing key \"" + key + "\"");
   return *it;
-}
-
-std::string read_annotation_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open the annotation file for reading");
-  std::string text;
-  char buf[1 << 16];
-  // Bounded even if the file grew after the size check.
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    text.append(buf, static_cast<std::size_t>(in.gcount()));
-    if (text.size() > kMaxTrainAnnotationBytes)
-      fail(path, "annotation file is larger than " + std::to_string(kMaxTrainAnnotationBytes) +
-                     " bytes");
-  }
-  if (in.bad()) fail(path, "read error");
-  return text;
 }
 
 }  // namespace
@@ -74,16 +56,8 @@ std::string train_annotation_download_url(const std::string& dataset) {
 
 TrainDataset parse_train_dataset(const std::string& json_text, const std::string& what,
                                  const std::string& image_root, int max_words) {
-  nlohmann::json root;
-  try {
-    root = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(what, "invalid JSON at byte " + std::to_string(e.byte) + ": " + e.what());
-  }
-  if (!root.is_array())
-    fail(what, "expected a JSON list of {\"image\", \"caption\", \"image_id\"} entries, got a JSON " +
-                   json_type(root));
-  if (root.empty()) fail(what, "the training set is empty (no entries)");
+  const nlohmann::json root = detail::parse_annotation_list(
+      json_text, what, "{\"image\", \"caption\", \"image_id\"}", "the training set is empty (no entries)");
 
   TrainDataset d;
   d.annotation_file = what;
@@ -121,30 +95,12 @@ TrainDataset parse_train_dataset(const std::string& json_text, const std::string
 }
 
 TrainDataset load_train_dataset(const TrainDatasetSpec& spec) {
-  const std::string file_name = train_annotation_file_name(spec.dataset);
-  const std::string path = (fs::path(spec.ann_root) / file_name).string();
-
-  std::error_code ec;
-  const auto status = fs::status(path, ec);
-  if (!fs::exists(status)) {
-    const std::string url = train_annotation_download_url(spec.dataset);
-    if (url.empty())
-      fail(path, "annotation file not found (dataset 'custom' reads " + file_name +
-                     " from ann_root: a JSON list of {\"image\": <path relative to image_root>, "
-                     "\"caption\": <string>, \"image_id\": <string or integer>})");
-    fail(path, "annotation file not found; BLIP downloads it from " + url +
-                   " (save it in ann_root '" + spec.ann_root + "')");
-  }
-  if (fs::is_directory(status)) fail(path, "is a directory, expected the annotation JSON file");
-  // A device or FIFO (e.g. a link to /dev/zero) would never end or block.
-  if (!fs::is_regular_file(status)) fail(path, "is not a regular file");
-  const auto size = fs::file_size(path, ec);
-  if (ec) fail(path, "cannot read the file size: " + ec.message());
-  if (size > kMaxTrainAnnotationBytes)
-    fail(path, "annotation file has " + std::to_string(size) + " bytes, more than the limit of " +
-                   std::to_string(kMaxTrainAnnotationBytes));
-
-  return parse_train_dataset(read_annotation_file(path), path, spec.image_root, spec.max_words);
+  std::string path;
+  const std::string text = detail::read_annotation_file(
+      spec.ann_root, train_annotation_file_name(spec.dataset), train_annotation_download_url(spec.dataset),
+      "{\"image\": <path relative to image_root>, \"caption\": <string>, \"image_id\": <string or integer>}",
+      &path);
+  return parse_train_dataset(text, path, spec.image_root, spec.max_words);
 }
 
 void check_image_files(const TrainDataset& dataset) {

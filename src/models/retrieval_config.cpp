@@ -256,4 +256,15 @@ void validate(const RetrievalConfig& c) {
           "keys 'init_lr', 'min_lr' and 'weight_decay' must not be negative");
 }
 
+std::map<std::string, std::string> parse_overrides(const std::vector<std::string>& items,
+                                                   const std::string& what) {
+  std::map<std::string, std::string> out;
+  for (const auto& item : items) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) fail(what + " " + item, "expected key=value");
+    out[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  return out;
+}
+
 }  // namespace blip

@@ -2,10 +2,10 @@
 #include "blip/train/trainer.h"
 
 #include <ATen/ATen.h>
-#include <ATen/CPUGeneratorImpl.h>
 #include <torch/optim/adamw.h>
 
-#include <filesystem>
+#include <chrono>
+#include <cstdio>
 #include <optional>
 
 #include "blip/data/retrieval_dataset.h"
@@ -24,8 +24,6 @@
 #include "train_data.h"
 
 namespace blip::train {
-
-namespace fs = std::filesystem;
 
 namespace {
 

@@ -85,12 +85,12 @@ Blobs find_blobs(const blip::image::ImageU8& img) {
 
 TEST(SyntheticScenes, CombinationsRoundTripAndAreDistinct) {
   const std::int64_t n = scene_combinations();
-  ASSERT_EQ(n, 5 * 6 * 2 * 3 * 2);
+  ASSERT_EQ(n, 5 * 6 * 2 * 3 * 3);
   std::set<std::string> names;
   for (std::int64_t i = 0; i < n; ++i) names.insert(scene_name(scene_from_index(i)));
   EXPECT_EQ(static_cast<std::int64_t>(names.size()), n);
   EXPECT_EQ(scene_name(scene_from_index(0)), "a small red circle on a black background");
-  blip::test::expect_error([&] { scene_from_index(n); }, {"scene index", "expected [0, 360)"});
+  blip::test::expect_error([&] { scene_from_index(n); }, {"scene index", "expected [0, 540)"});
 }
 
 TEST(SyntheticScenes, SplitsAreDeterministicAndIndependent) {
@@ -138,7 +138,7 @@ TEST(SyntheticScenes, TestCaptionsIdentifyTheirImage) {
   size_t captions = 0;
   for (size_t i = 0; i < scenes.size(); ++i) {
     const SceneSpec& s = scenes[i].spec;
-    specs.insert(((((s.shape * 6 + s.colour) * 2 + s.size) * 3 + (s.count - 1)) * 2) + s.background);
+    specs.insert(((((s.shape * 6 + s.colour) * 2 + s.size) * 3 + (s.count - 1)) * 3) + s.background);
     ASSERT_EQ(scenes[i].captions.size(), 5u);
     const std::set<std::string> own(scenes[i].captions.begin(), scenes[i].captions.end());
     EXPECT_EQ(own.size(), 5u) << "an image has a repeated caption";
@@ -152,7 +152,7 @@ TEST(SyntheticScenes, TestCaptionsIdentifyTheirImage) {
   EXPECT_EQ(static_cast<std::int64_t>(specs.size()), n);
   EXPECT_EQ(owner.size(), captions);
   blip::test::expect_error([&] { make_scene_split("test", n + 1, o); },
-                           {"test", std::to_string(n + 1) + " images requested", "360"});
+                           {"test", std::to_string(n + 1) + " images requested", "540"});
   blip::test::expect_error([&] { make_scene_split("dev", 1, o); }, {"dev", "expected train, val or test"});
   // Train may be larger: it cycles through every combination evenly.
   const auto train = make_scene_split("train", 2 * n, o);
@@ -182,7 +182,8 @@ TEST(SyntheticScenes, DrawingsShowTheCaptionedAttributes) {
       EXPECT_GT(large.pixels, 3 * small.pixels) << scene_name(s);
       int corner = 0;
       for (int c = 0; c < 3; ++c) corner += img.row(0)[c];
-      EXPECT_EQ(corner / 3 < 70, s.background == 0) << scene_name(s);
+      const int named = corner / 3 < 70 ? 0 : corner / 3 < 180 ? 1 : 2;  // black, grey, white
+      EXPECT_EQ(named, s.background) << scene_name(s);
       ++checked;
     }
   }
@@ -277,7 +278,7 @@ TEST(SyntheticScenes, RejectsBadOptions) {
   blip::test::expect_error([&] { make_scene_split("train", 1, o); }, {"captions per image"});
   o = small_options();
   o.test = scene_combinations() + 1;
-  blip::test::expect_error([&] { write_synthetic_scenes(blip::test::temp_dir() + "/x", o); }, {"only 360"});
+  blip::test::expect_error([&] { write_synthetic_scenes(blip::test::temp_dir() + "/x", o); }, {"only 540"});
 }
 
 TEST(SyntheticScenes, ToolWritesTheDataset) {

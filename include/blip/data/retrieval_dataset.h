@@ -19,6 +19,10 @@
 
 namespace blip::data {
 
+// The largest annotation file read (COCO's train file is about 70 MB): a bigger one, or a device
+// such as /dev/zero, is refused rather than exhausting memory.
+inline constexpr std::uint64_t kMaxAnnotationBytes = std::uint64_t{1} << 30;
+
 // BLIP's retrieval configs use max_words = 30 (the dataset constructors' default).
 inline constexpr int kRetrievalMaxWords = 30;
 

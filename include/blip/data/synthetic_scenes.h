@@ -1,8 +1,9 @@
 // A synthetic image-text retrieval dataset in BLIP's file formats, for demos and tests that must
 // run without downloads: each image shows `count` copies of one shape (circle, square, triangle,
-// star, cross) in one colour and size, grouped around the centre of a black or grey background;
-// each image gets several templated captions that all name every attribute ("two large red
-// circles on a black background", "on a gray background you can see a small green star", ...).
+// star, cross) in one colour and size, grouped around the centre of a black, grey or white
+// background; each image gets several templated captions that all name every attribute ("two
+// large red circles on a black background", "on a gray background you can see a small green
+// star", ...).
 //
 // Layout written under the output folder:
 //   images/{train,val,test}/NNNNNN.png
@@ -35,10 +36,10 @@ namespace blip::data {
 // The attributes of one scene, as indices into the tables of synthetic_scenes.cpp.
 struct SceneSpec {
   int shape = 0;       // circle, square, triangle, star, cross
-  int colour = 0;      // red, green, blue, yellow, purple, white
+  int colour = 0;      // red, green, blue, yellow, purple, orange
   int size = 0;        // small, large
   int count = 1;       // 1 .. kSceneMaxCount
-  int background = 0;  // black, grey
+  int background = 0;  // black, grey, white
 
   bool operator==(const SceneSpec& o) const {
     return shape == o.shape && colour == o.colour && size == o.size && count == o.count &&

@@ -21,9 +21,7 @@
 
 namespace blip::data {
 
-// The largest annotation file read (COCO's is about 70 MB); a bigger one is refused rather than
-// exhausting memory while parsing.
-inline constexpr std::uint64_t kMaxTrainAnnotationBytes = 1ull << 30;
+inline constexpr std::uint64_t kMaxTrainAnnotationBytes = kMaxAnnotationBytes;
 
 struct TrainDatasetSpec {
   std::string dataset = "coco";  // coco | flickr | custom

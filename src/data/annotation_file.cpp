@@ -1,0 +1,63 @@
+#include "data/annotation_file.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "blip/error.h"
+
+namespace blip::data::detail {
+
+namespace fs = std::filesystem;
+
+std::string read_annotation_file(const std::string& ann_root, const std::string& file_name,
+                                 const std::string& url, const std::string& custom_format,
+                                 std::string* path_out) {
+  const std::string path = (fs::path(ann_root) / file_name).string();
+  if (path_out) *path_out = path;
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (!fs::exists(status)) {
+    if (url.empty())
+      fail(path, "annotation file not found (dataset 'custom' reads " + file_name +
+                     " from ann_root: a JSON list of " + custom_format + ")");
+    fail(path, "annotation file not found; BLIP downloads it from " + url + " (save it in ann_root '" +
+                   ann_root + "')");
+  }
+  if (fs::is_directory(status)) fail(path, "is a directory, expected the annotation JSON file");
+  // A device or FIFO (e.g. a link to /dev/zero) would never end or block.
+  if (!fs::is_regular_file(status)) fail(path, "is not a regular file");
+  const auto size = fs::file_size(path, ec);
+  if (ec) fail(path, "cannot read the file size: " + ec.message());
+  if (size > kMaxAnnotationBytes)
+    fail(path, "annotation file has " + std::to_string(size) + " bytes, more than the limit of " +
+                   std::to_string(kMaxAnnotationBytes));
+
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, "cannot open the annotation file for reading");
+  std::string text;
+  char buf[1 << 16];
+  // Bounded even if the file grew after the size check.
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kMaxAnnotationBytes)
+      fail(path, "annotation file is larger than " + std::to_string(kMaxAnnotationBytes) + " bytes");
+  }
+  if (in.bad()) fail(path, "read error");
+  return text;
+}
+
+nlohmann::json parse_annotation_list(const std::string& text, const std::string& what,
+                                     const std::string& entry_format, const std::string& empty_reason) {
+  nlohmann::json root;
+  try {
+    root = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    fail(what, "invalid JSON at byte " + std::to_string(e.byte) + ": " + e.what());
+  }
+  if (!root.is_array())
+    fail(what, "expected a JSON list of " + entry_format + " entries, got a JSON " + json_type(root));
+  if (root.empty()) fail(what, empty_reason);
+  return root;
+}
+
+}  // namespace blip::data::detail
