@@ -17,6 +17,7 @@ PKGS=(
   libgtest-dev
   libicu-dev            # Unicode case mapping, categories and NFD for the tokenizer
   python3-torch         # optional: tests that Python's torch.load reads our .pth
+  chromium              # tests: headless rendering of the training report (report.html)
 )
 missing=()
 for p in "${PKGS[@]}"; do

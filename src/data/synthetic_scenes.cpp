@@ -53,7 +53,7 @@ const std::array<Background, 3> kBackgrounds{{{"black", {"black", "dark"}, 18},
                                               {"grey", {"grey", "gray"}, 118},
                                               {"white", {"white", "light"}, 235}}};
 constexpr int kSizes = 2;
-const std::vector<std::vector<const char*>> kSizeWords{{"small", "little", "tiny"}, {"large", "big"}};
+const std::vector<std::vector<const char*>> kSizeWords{{"small", "little"}, {"large", "big"}};
 const std::vector<std::vector<const char*>> kCountWords{
     {"a", "one", "a single"}, {"two", "a pair of"}, {"three"}};
 
@@ -72,12 +72,12 @@ const std::vector<const char*> kTemplates{
 
 // Drawing proportions, as fractions of the image side. Large is more than twice small, so the
 // training crop's zoom (up to ~1.6x) never makes a small shape look large.
-constexpr double kRadiusSmall = 0.065;
-constexpr double kRadiusLarge = 0.14;
+constexpr double kRadiusSmall = 0.075;
+constexpr double kRadiusLarge = 0.16;
 constexpr double kRadiusJitter = 0.08;   // relative
 constexpr double kExtent = 1.2;          // every shape lies within kExtent radii of its centre
 constexpr double kRegion = 0.05;         // shapes lie within [kRegion, 1 - kRegion] of each side
-constexpr double kSpacing = 2.9;         // centre distance of two shapes, in radii (a clear gap)
+constexpr double kSpacing = 2.7;         // centre distance of two shapes, in radii (a clear gap)
 constexpr int kPlacementTries = 100;
 constexpr double kMaxTiltDeg = 12.0;     // squares, triangles, stars and crosses are tilted a little
 constexpr int kColourJitter = 20;
@@ -234,6 +234,8 @@ std::int64_t scene_combinations() {
          kSceneMaxCount;
 }
 
+std::int64_t scene_tuples() { return scene_combinations() / static_cast<std::int64_t>(kShapes.size()); }
+
 SceneSpec scene_from_index(std::int64_t index) {
   if (index < 0 || index >= scene_combinations())
     fail("scene index " + std::to_string(index), "expected [0, " + std::to_string(scene_combinations()) + ")");
@@ -268,18 +270,33 @@ std::vector<SyntheticScene> make_scene_split(const std::string& split, std::int6
          std::to_string(count) + " images requested, but only " + std::to_string(combos) +
              " attribute combinations exist (each " + split + " image needs its own)");
   const std::uint64_t split_seed = mix(options.seed, tag);
+  // Val and test: the images first differ in colour, size, count or background (the attributes
+  // a small model picks up first), with a random shape each; once every such tuple is used, the
+  // next pass gives each tuple the next shape, so every image still has its own combination.
+  const std::int64_t shapes = static_cast<std::int64_t>(kShapes.size());
+  const std::int64_t tuples = scene_tuples();  // scene index = shape * tuples + tuple
+  Rng order_rng(mix(split_seed, kOrderStream));
+  const std::vector<std::int64_t> tuple_order = shuffled(tuples, order_rng);
+  std::vector<std::int64_t> first_shape;
+  for (std::int64_t t = 0; t < tuples; ++t) first_shape.push_back(order_rng.below(shapes));
   std::vector<SyntheticScene> scenes;
   std::vector<std::int64_t> order;
   for (std::int64_t i = 0; i < count; ++i) {
-    // A fresh shuffled pass over every combination: train cycles through them evenly, val and
-    // test take the first `count` of one pass (all different).
-    if (i % combos == 0) {
-      Rng rng(mix(split_seed, kOrderStream + static_cast<std::uint64_t>(i / combos)));
-      order = shuffled(combos, rng);
+    std::int64_t index = 0;
+    if (split == "train") {
+      // A fresh shuffled pass over every combination each time: all are seen equally often.
+      if (i % combos == 0) {
+        Rng rng(mix(split_seed, kOrderStream + 1 + static_cast<std::uint64_t>(i / combos)));
+        order = shuffled(combos, rng);
+      }
+      index = order[static_cast<std::size_t>(i % combos)];
+    } else {
+      const std::int64_t tuple = tuple_order[static_cast<std::size_t>(i % tuples)];
+      index = ((first_shape[static_cast<std::size_t>(tuple)] + i / tuples) % shapes) * tuples + tuple;
     }
     SyntheticScene s;
     s.image = image_name(split, i);
-    s.spec = scene_from_index(order[static_cast<std::size_t>(i % combos)]);
+    s.spec = scene_from_index(index);
     s.image_seed = mix(split_seed, static_cast<std::uint64_t>(i));
     s.captions = captions_for(s.spec, options.captions_per_image, s.image_seed);
     scenes.push_back(std::move(s));

@@ -84,9 +84,9 @@ const PluginApi& plugin() {
 std::vector<std::string> sentencepiece_plugin_candidates() {
   std::vector<std::string> out;
   if (const char* env = std::getenv("BLIP_SENTENCEPIECE_PLUGIN"); env && *env) out.emplace_back(env);
-#ifdef BLIP_PLUGIN_BUILD_DIR
-  out.push_back((fs::path(BLIP_PLUGIN_BUILD_DIR) / kPluginName).string());
-#endif
+  // Next to the executable first (an installed tool finds its own plugin, a build-tree tool the
+  // build's), then the install prefix; the build directory only last, so that an installed binary
+  // never loads a stale plugin from the tree it was built in.
   std::error_code ec;
   const auto exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
@@ -95,6 +95,9 @@ std::vector<std::string> sentencepiece_plugin_candidates() {
   }
 #ifdef BLIP_PLUGIN_INSTALL_DIR
   out.push_back((fs::path(BLIP_PLUGIN_INSTALL_DIR) / kPluginName).string());
+#endif
+#ifdef BLIP_PLUGIN_BUILD_DIR
+  out.push_back((fs::path(BLIP_PLUGIN_BUILD_DIR) / kPluginName).string());
 #endif
   out.emplace_back(kPluginName);  // the dynamic linker's search path
   return out;

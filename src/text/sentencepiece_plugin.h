@@ -32,8 +32,8 @@ class SentencePieceModel {
   std::unique_ptr<Handle> handle_;
 };
 
-// Where the plugin is looked for, in order: $BLIP_SENTENCEPIECE_PLUGIN, the build tree, the
-// install tree relative to the running program (../lib/blip), the configured install libdir.
+// Where the plugin is looked for, in order: $BLIP_SENTENCEPIECE_PLUGIN, the install tree relative
+// to the running program (../lib/blip, ../lib), the configured install libdir, the build tree.
 std::vector<std::string> sentencepiece_plugin_candidates();
 
 }  // namespace blip::text

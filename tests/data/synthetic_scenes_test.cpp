@@ -151,6 +151,17 @@ TEST(SyntheticScenes, TestCaptionsIdentifyTheirImage) {
   }
   EXPECT_EQ(static_cast<std::int64_t>(specs.size()), n);
   EXPECT_EQ(owner.size(), captions);
+  // The first scene_tuples() differ in more than shape.
+  ASSERT_EQ(scene_tuples(), 6 * 2 * 3 * 3);
+  std::set<std::int64_t> tuples;
+  for (std::int64_t i = 0; i < scene_tuples(); ++i) {
+    const SceneSpec& s = scenes[static_cast<size_t>(i)].spec;
+    tuples.insert((((s.colour * 2 + s.size) * 3 + (s.count - 1)) * 3) + s.background);
+  }
+  EXPECT_EQ(static_cast<std::int64_t>(tuples.size()), scene_tuples());
+  std::set<int> shapes_used;
+  for (std::int64_t i = 0; i < scene_tuples(); ++i) shapes_used.insert(scenes[static_cast<size_t>(i)].spec.shape);
+  EXPECT_EQ(shapes_used.size(), 5u);
   blip::test::expect_error([&] { make_scene_split("test", n + 1, o); },
                            {"test", std::to_string(n + 1) + " images requested", "540"});
   blip::test::expect_error([&] { make_scene_split("dev", 1, o); }, {"dev", "expected train, val or test"});

@@ -3,6 +3,7 @@
 #ifdef BLIP_WITH_SENTENCEPIECE
 
 #include "blip/text/sentencepiece_tokenizer.h"
+#include "text/sentencepiece_plugin.h"
 
 #include <gtest/gtest.h>
 
@@ -231,3 +232,19 @@ TEST(SentencePiece, BadInput) {
 }
 
 #endif  // BLIP_WITH_SENTENCEPIECE
+
+namespace {
+
+// An installed binary must find the installed plugin before the one in the tree it was built in:
+// the build directory is the last place looked at (before the dynamic linker's own search).
+TEST(SentencePiece, PluginSearchPutsTheBuildDirectoryLast) {
+  const auto candidates = blip::text::sentencepiece_plugin_candidates();
+  ASSERT_GE(candidates.size(), 3u);
+  const std::string build_plugin = std::string(BLIP_BINARY_DIR) + "/lib/libblip_sentencepiece.so";
+  EXPECT_EQ(candidates[candidates.size() - 2], build_plugin);
+  EXPECT_EQ(candidates.back(), "libblip_sentencepiece.so");
+  // Before it: the install tree relative to the running program.
+  EXPECT_NE(candidates[0].find("/lib/blip/libblip_sentencepiece.so"), std::string::npos) << candidates[0];
+}
+
+}  // namespace

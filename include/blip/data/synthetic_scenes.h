@@ -14,11 +14,13 @@
 // (retrieval_dataset.h, train_dataset.h); "image" paths are relative to the output folder (the
 // image_root).
 //
-// Val and test images each draw a different attribute combination (within their split), so no
-// two of them share a caption: text->image recall@1 can reach 100%. Train images cycle through
-// every combination in shuffled order. Everything is a function of the seed: each split, and each
-// image within it, has its own random stream, so a split does not change when another split's
-// size does. Captions are already in pre_caption() form (lower case, no punctuation).
+// Val and test images each have their own attribute combination (within their split), so no two
+// of them share a caption: text->image recall@1 can reach 100%. Beyond that, the first
+// scene_tuples() of them also differ in colour, size, count or background, not in shape alone
+// (shape is what a small model trained for minutes learns last). Train images cycle through every
+// combination in shuffled order. Everything is a function of the seed: each split, and each image
+// within it, has its own random stream, so a split does not change when another split's size
+// does. Captions are already in pre_caption() form (lower case, no punctuation).
 //
 // The attributes survive BLIP's training transform (train_transform.h): no left/right (it flips),
 // no position (RandomResizedCrop keeps as little as half the area, so shapes stay near the
@@ -52,6 +54,8 @@ inline constexpr int kSceneMaxCount = 3;
 // The number of distinct SceneSpecs (the largest val or test split), and the spec of number
 // `index` in [0, scene_combinations()).
 std::int64_t scene_combinations();
+// The number of distinct (colour, size, count, background) tuples.
+std::int64_t scene_tuples();
 SceneSpec scene_from_index(std::int64_t index);
 
 // The canonical caption of a spec: "two large red circles on a black background".
