@@ -3,6 +3,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/core/ivalue.h>
 #include <c10/util/Optional.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -51,15 +52,32 @@ struct RngSnapshot {
 };
 
 // What backward needs besides the saved tensors; held by the autograd context as a capsule.
+struct AutocastSnapshot {
+  bool cpu = false, cuda = false;
+  at::ScalarType cpu_dtype = at::kBFloat16, cuda_dtype = at::kHalf;
+  static AutocastSnapshot take() {
+    return {at::autocast::is_cpu_enabled(), at::autocast::is_enabled(), at::autocast::get_autocast_cpu_dtype(),
+            at::autocast::get_autocast_gpu_dtype()};
+  }
+  void apply() const {
+    at::autocast::set_cpu_enabled(cpu);
+    at::autocast::set_enabled(cuda);
+    at::autocast::set_autocast_cpu_dtype(cpu_dtype);
+    at::autocast::set_autocast_gpu_dtype(cuda_dtype);
+  }
+};
+
 struct CheckpointState : torch::CustomClassHolder {
   CheckpointedFn fn;
   RngSnapshot rng;
+  AutocastSnapshot autocast;
 };
 
 struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, at::TensorList params,
                             c10::intrusive_ptr<CheckpointState> state) {
     state->rng = RngSnapshot::take(x);
+    state->autocast = AutocastSnapshot::take();
     std::vector<at::Tensor> to_save{x};
     to_save.insert(to_save.end(), params.begin(), params.end());
     ctx->save_for_backward(to_save);
@@ -81,13 +99,17 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
     const RngSnapshot now = RngSnapshot::take(x);
     state->rng.restore();
     at::Tensor out;
+    const AutocastSnapshot autocast_now = AutocastSnapshot::take();
+    state->autocast.apply();
     try {
       at::AutoGradMode enable_grad(true);
       out = state->fn(x_leaf);
     } catch (...) {
+      autocast_now.apply();
       now.restore();
       throw;
     }
+    autocast_now.apply();
     now.restore();
 
     // Differentiate only with respect to what needs a gradient.

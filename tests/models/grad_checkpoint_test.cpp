@@ -1,6 +1,7 @@
 // Gradient checkpointing gives the same gradients as the plain model, with dropout active.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
@@ -103,6 +104,49 @@ TEST(GradCheckpoint, FunctionReplaysRandomnessAndRestoresTheStream) {
   // In no-grad mode the function simply runs.
   torch::NoGradGuard no_grad;
   EXPECT_FALSE(blip::models::checkpoint(fn, x0, {w}).requires_grad());
+}
+
+}  // namespace
+
+namespace {
+
+// Under bf16 autocast the recompute in backward must run in bf16 too (torch.utils.checkpoint
+// restores the autocast state): otherwise the checkpointed blocks' gradients come from an fp32
+// recompute and differ from the plain model's (found by bench_train_step).
+TEST(GradCheckpoint, RecomputeKeepsTheAutocastStateOfForward) {
+  at::manual_seed(0);
+  auto config = [](bool ckpt) {
+    blip::VitConfig c = dropout_vit(ckpt);
+    c.drop_rate = c.attn_drop_rate = c.drop_path_rate = 0.0;
+    return c;
+  };
+  blip::models::VisionTransformer plain(config(false));
+  blip::models::VisionTransformer ckpt(config(true));
+  blip::models::load_weights(*ckpt, blip::models::named_state(*plain));
+  const at::Tensor images = at::randn({2, 3, 32, 32});
+  // Forward under autocast, backward after it ended, as a training loop does.
+  auto forward_then_backward = [&](blip::models::VisionTransformer& vit) {
+    vit->train();
+    for (auto& p : vit->parameters()) p.mutable_grad() = at::Tensor();
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::increment_nesting();
+    at::Tensor out = vit->forward(images);
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_cpu_enabled(false);
+    const at::Tensor weights = at::linspace(-1, 1, out.numel()).reshape(out.sizes());
+    (out.to(at::kFloat) * weights).sum().backward();
+    std::vector<at::Tensor> grads;
+    for (auto& p : vit->parameters()) grads.push_back(p.grad().clone());
+    return grads;
+  };
+  const auto a = forward_then_backward(plain);
+  const auto b = forward_then_backward(ckpt);
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_GT(a.size(), 10u);
+  for (std::size_t i = 0; i < a.size(); ++i)
+    EXPECT_TRUE(at::equal(a[i], b[i])) << "parameter " << i << " max diff "
+                                       << (a[i] - b[i]).abs().max().item<double>();
 }
 
 }  // namespace
