@@ -45,6 +45,7 @@
 #include "blip/models/train_forward.h"
 #include "blip/train/autocast.h"
 #include "blip/train/grad_scaler.h"
+#include "child_process.h"
 #include "gemm_reference.h"
 #include "train_flop_model.h"
 
@@ -304,40 +305,8 @@ nlohmann::json run_mode(const Args& args, const Mode& mode) {
   return result;
 }
 
-// Forks a child for one mode; returns its JSON with its peak RSS added.
 nlohmann::json run_in_child(const Args& args, const Mode& mode) {
-  int fds[2];
-  if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
-  const pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    std::string out;
-    int code = 0;
-    try {
-      out = run_mode(args, mode).dump();
-    } catch (const std::exception& e) {
-      out = nlohmann::json{{"error", e.what()}}.dump();
-      code = 1;
-    }
-    if (write(fds[1], out.data(), out.size()) < 0) code = 2;
-    close(fds[1]);
-    _exit(code);
-  }
-  close(fds[1]);
-  std::string data;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fds[0], buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
-  close(fds[0]);
-  int status = 0;
-  struct rusage usage {};
-  wait4(pid, &status, 0, &usage);
-  if (data.empty())
-    throw std::runtime_error("mode " + mode.name + ": child died (status " + std::to_string(status) + ")");
-  auto j = nlohmann::json::parse(data);
-  if (j.contains("error")) throw std::runtime_error("mode " + mode.name + ": " + j["error"].get<std::string>());
-  j["peak_rss_mib"] = static_cast<double>(usage.ru_maxrss) / 1024.0;
-  return j;
+  return blip::bench::run_in_child(mode.name, [&] { return run_mode(args, mode); });
 }
 
 double mean(const nlohmann::json& values) {
