@@ -145,7 +145,8 @@ std::string caption(const SceneSpec& s, const char* tmpl, Rng& rng) {
   std::string out = replace_all(tmpl, "{np}", np);
   out = replace_all(out, "{sz}", sz);
   out = replace_all(out, "{bg}", rng.pick(kBackgrounds[s.background].words));
-  return replace_all(out, "{be}", s.count == 1 ? "is" : "are");
+  // "there is a pair of ...", "there are two ..."
+  return replace_all(out, "{be}", count.rfind("a ", 0) == 0 || count == "a" || count == "one" ? "is" : "are");
 }
 
 std::vector<std::string> captions_for(const SceneSpec& spec, int n, std::uint64_t image_seed) {
