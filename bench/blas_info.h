@@ -4,27 +4,18 @@
 #pragma once
 
 #include <ATen/Context.h>
-#include <dlfcn.h>
 
 #include <string>
+
+#include "blip/blas_kernels.h"
 
 namespace blip::bench {
 
 // openblas_get_corename() ("Prescott", "SkylakeX", ...), or "" when the process has no OpenBLAS.
-inline std::string openblas_corename() {
-  using Fn = char* (*)();
-  auto fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
-  const char* name = fn ? fn() : nullptr;
-  return name ? name : "";
-}
+inline std::string openblas_corename() { return blip::blas_kernels().core; }
 
 // openblas_get_config() (version, build options), or "".
-inline std::string openblas_config() {
-  using Fn = char* (*)();
-  auto fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "openblas_get_config"));
-  const char* config = fn ? fn() : nullptr;
-  return config ? config : "";
-}
+inline std::string openblas_config() { return blip::blas_kernels().config; }
 
 inline bool has_onednn() { return at::hasMKLDNN(); }
 

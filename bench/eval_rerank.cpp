@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "blip/blas_kernels.h"
 #include "blip/config.h"
 #include "blip/eval/itm_metrics.h"
 #include "blip/eval/retrieval_eval.h"
@@ -115,6 +116,7 @@ nlohmann::json run_in_child(const Args& args, const std::string& mode) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  blip::reexec_with_best_blas_kernels(argc, argv);  // first: OpenBLAS reads OPENBLAS_CORETYPE only at load
   Args args;
   CLI::App app{"Benchmark of BLIP's retrieval evaluation (synthetic data, full-size model, random weights)"};
   app.add_option("--images", args.images, "synthetic images")->check(CLI::PositiveNumber);
@@ -138,7 +140,9 @@ int main(int argc, char** argv) {
   std::printf("BLIP retrieval evaluation benchmark: %lld images x %lld captions, k_test %lld, config %s\n",
               static_cast<long long>(args.images), static_cast<long long>(args.images * args.captions_per_image),
               static_cast<long long>(args.k_test), args.config.c_str());
-  std::printf("threads %d, OPENBLAS_CORETYPE=%s\n\n", args.threads, coretype.empty() ? "(unset)" : coretype.c_str());
+  const auto blas_core = blip::blas_kernels().core;
+  std::printf("threads %d, OpenBLAS core %s, OPENBLAS_CORETYPE=%s\n\n", args.threads,
+              blas_core.empty() ? "(no OpenBLAS)" : blas_core.c_str(), coretype.empty() ? "(unset)" : coretype.c_str());
 
   std::vector<nlohmann::json> runs;
   try {

@@ -39,6 +39,7 @@
 #include <thread>
 
 #include "blas_info.h"
+#include "blip/blas_kernels.h"
 #include "blip/config.h"
 #include "blip/io/safetensors.h"
 #include "blip/models/factory.h"
@@ -356,6 +357,7 @@ GradDiff compare_grads(const std::string& ref_path, const std::string& other_pat
 }  // namespace
 
 int main(int argc, char** argv) {
+  blip::reexec_with_best_blas_kernels(argc, argv);  // first: OpenBLAS reads OPENBLAS_CORETYPE only at load
   Args args;
   CLI::App app{"Benchmark of one BLIP retrieval training step (full-size model, random weights, synthetic batch)"};
   app.add_option("--steps", args.steps, "timed steps per mode")->check(CLI::PositiveNumber);

@@ -13,6 +13,10 @@ THREADS=${THREADS:-$(nproc)}
 # LibTorch's OpenMP threads spin while they wait; with the image-decoding threads beside them on
 # a 2-core machine that made training 2.5x slower than one thread. Passive waiting fixes it.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+# The demo's matrices are tiny: LibTorch's OpenMP threads do the parallel work, while OpenBLAS's
+# own pthreads, spinning on sched_yield between calls, only competed with them (1.6x slower
+# steps, half the CPU time in the kernel). One BLAS thread per call is faster here.
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 CONFIG=configs/demo/retrieval_demo.yaml
 DEMO=demo  # the paths in $CONFIG point here
 OUT=$DEMO/output

@@ -6,14 +6,18 @@
 // Without --model-only, a .pth keeps everything (optimizer, config, epoch, state-dict metadata);
 // going to safetensors, 'config' (as JSON) and 'epoch' travel in __metadata__ and come back when
 // converting to .pth again; the optimizer state cannot be kept there and is dropped with a note.
+#include "blip/blas_kernels.h"
 #include "blip/error.h"
 #include "blip/io/checkpoint.h"
 #include "blip/io/pickle.h"
 #include "blip/io/safetensors.h"
 
 #include <CLI/CLI.hpp>
+#include "cli_common.h"
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -108,28 +112,52 @@ std::size_t convert(const std::string& in, const std::string& out, bool model_on
   return model.size();
 }
 
+// --blas-info: the matrix kernels this tool runs with (after its re-execution), for users and for
+// scripts/test.sh, which runs the tests with the same OPENBLAS_CORETYPE.
+[[noreturn]] void print_blas_info() {
+  const auto k = blip::blas_kernels();
+  const char* guard = std::getenv(blip::kBlasReexecGuardVar);
+  std::string coretype = k.env_value.empty() ? "OPENBLAS_CORETYPE unset" : "OPENBLAS_CORETYPE=" + k.env_value;
+  if (guard != nullptr && !k.env_value.empty() && k.env_value == guard) coretype += ", set by the tool's re-execution";
+  std::printf("openblas core: %s (%s)\ncpu supports: %s\nopenblas config: %s\n",
+              k.core.empty() ? "(none)" : k.core.c_str(), coretype.c_str(),
+              k.cpu_best.empty() ? "(none)" : k.cpu_best.c_str(), k.config.empty() ? "(none)" : k.config.c_str());
+  if (const auto warning = blip::blas_kernel_warning(k); !warning.empty()) std::printf("warning: %s\n", warning.c_str());
+  std::fflush(stdout);
+  std::exit(0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  blip::reexec_with_best_blas_kernels(argc, argv);  // first: OpenBLAS reads OPENBLAS_CORETYPE only at load
   CLI::App app{"Convert BLIP checkpoints between .pth (torch.save) and .safetensors"};
   std::string in, out;
   bool model_only = false;
-  app.add_option("IN", in, "input checkpoint (.pth or .safetensors, recognised by content)")->required();
-  app.add_option("OUT", out, "output checkpoint; the format follows the extension")->required();
+  app.add_option("IN", in, "input checkpoint (.pth or .safetensors, recognised by content)")
+      ->required()
+      ->check(blip::cli::non_empty_path());
+  app.add_option("OUT", out, "output checkpoint; the format follows the extension")
+      ->required()
+      ->check(blip::cli::non_empty_path());
   app.add_flag("--model-only", model_only, "write only the model tensors (no optimizer, config or epoch)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 1;  // --help exits 0, usage errors 1
-  }
+  app.add_flag_callback("--blas-info", print_blas_info, "print the OpenBLAS kernels in use and exit");
+  if (const int code = blip::cli::parse(app, argc, argv, "blip_convert"); code >= 0) return code;
   try {
     const std::size_t n = convert(in, out, model_only);
     std::cout << n << " tensors written to " << out << "\n";
     return 0;
   } catch (const blip::Error& e) {
     std::cerr << "blip_convert: " << e.what() << "\n";
+  } catch (const std::bad_alloc&) {
+    std::cerr << "blip_convert: " << in << ": out of memory\n";
+  } catch (const c10::Error& e) {
+    // A malformed file can make torch throw: one line, without the C++ backtrace.
+    std::string msg = e.what_without_backtrace();
+    msg = msg.substr(0, msg.find('\n'));
+    std::cerr << "blip_convert: " << in << ": " << msg << "\n";
   } catch (const std::exception& e) {
     std::cerr << "blip_convert: " << in << ": " << e.what() << "\n";
   }
-  return 1;
+  return 1;  // bad input (README): whatever the reader could not take
 }

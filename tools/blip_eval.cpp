@@ -14,12 +14,14 @@
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "blip/blas_kernels.h"
 #include "blip/config.h"
 #include "blip/error.h"
 #include "blip/dist/distributed.h"
@@ -29,7 +31,9 @@
 #include "blip/data/retrieval_dataset.h"
 #include "blip/eval/retrieval_eval.h"
 #include "blip/models/factory.h"
+#include "blip/io/atomic_write.h"
 #include "blip/text/tokenizer.h"
+#include "cli_common.h"
 
 namespace {
 
@@ -49,9 +53,21 @@ c10::Device parse_device(const std::string& name, const blip::dist::DistContext&
   }
 }
 
+// Runs a write of results; a failure is remembered (and reported after the metrics are printed)
+// so that a full disk or a vanished directory does not throw away the evaluation itself.
+template <class F>
+void write_or_remember(std::vector<std::string>& errors, F&& write) {
+  try {
+    write();
+  } catch (const std::exception& e) {
+    errors.emplace_back(e.what());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  blip::reexec_with_best_blas_kernels(argc, argv);  // first: OpenBLAS reads OPENBLAS_CORETYPE only at load
   CLI::App app{"BLIP image-text retrieval evaluation (train_retrieval.py --evaluate)"};
   std::string config_path, checkpoint, vocab, output_dir, split_arg = "both", mode_arg = "optimized";
   std::string device_arg = "cpu", dist_backend = "auto", precision_arg = "fp32";
@@ -63,25 +79,26 @@ int main(int argc, char** argv) {
   double dist_timeout_s = 30;
   bool skip_bad = false, quiet = false, non_strict = false, save_scores = false;
   app.add_option("--config", config_path, "retrieval YAML (BLIP's configs/retrieval_*.yaml layout)")
-      ->required()
-      ->check(CLI::ExistingFile);
+      ->required();
   app.add_option("--checkpoint", checkpoint, "checkpoint (.pth or .safetensors); overrides `pretrained`");
   app.add_option("--vocab", vocab, "vocab.txt or SentencePiece .model; overrides `tokenizer`");
   app.add_option("--output_dir,--output-dir", output_dir,
                  "where evaluate.txt (and, with --save-scores, the score files) go "
-                 "(default output/Retrieval_<dataset>)");
+                 "(default output/Retrieval_<dataset>)")
+      ->check(blip::cli::non_empty_path());
   app.add_option("--split", split_arg, "val, test or both (default both, as BLIP evaluates both)")
       ->check(CLI::IsMember({"val", "test", "both"}));
   app.add_option("--device", device_arg, "cpu (default), cuda or cuda:<n> (cuda: each rank uses LOCAL_RANK)");
   app.add_option("--seed", seed,
                  "torch seed (BLIP: seed + rank; default 42). Evaluation is deterministic anyway: "
                  "no dropout, no sampling")
+      ->transform(blip::cli::int_range(0, blip::cli::kMaxSeed))
       ->capture_default_str();
   app.add_option("--k_test,--k-test", k_test, "override the config's k_test (ITM reranks the top k)")
-      ->check(CLI::PositiveNumber);
+      ->transform(blip::cli::int_range(1, std::int64_t{1} << 31));
   app.add_option("--batch_size,--batch-size", batch_size,
                  "override the config's batch_size_test (images per ViT batch)")
-      ->check(CLI::PositiveNumber);
+      ->transform(blip::cli::int_range(1, blip::cli::kMaxBatch));
   app.add_option("--precision", precision_arg,
                  "fp32 (default), bf16 or fp16 (cuda only): model weights and activations in that "
                  "type; ITC similarities and score matrices stay fp32")
@@ -91,35 +108,37 @@ int main(int argc, char** argv) {
   app.add_flag("--quiet", quiet, "no progress bars and no memory report on stderr");
   app.add_option("--mode", mode_arg, "optimized (default) or reference (evaluation() call for call)")
       ->check(CLI::IsMember({"optimized", "reference"}));
-  app.add_option("--itm-batch", itm_batch, "optimized mode: texts per ITM forward")->check(CLI::PositiveNumber);
+  app.add_option("--itm-batch", itm_batch, "optimized mode: texts per ITM forward")
+      ->transform(blip::cli::int_range(1, blip::cli::kMaxBatch));
   app.add_option("--image-block", image_block,
                  "optimized mode: keep only CLS features in the first pass and recompute the ViT "
                  "tokens of N images at a time for the ITM rerank (0: decide from --max-token-memory)")
-      ->check(CLI::NonNegativeNumber);
+      ->transform(blip::cli::int_range(0, std::int64_t{1} << 40));
   app.add_option("--max-token-memory", max_token_gib,
                  "optimized mode: GiB of ViT tokens kept in host memory; above it the tokens are "
                  "recomputed in blocks that fit")
-      ->check(CLI::PositiveNumber)
+      ->check(blip::cli::positive_up_to(1 << 20))
       ->capture_default_str();
   app.add_option("--workers", workers, "image decoding threads (0: decode in the main thread)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--threads", threads, "CPU threads for torch (default: all cores)")->check(CLI::PositiveNumber);
+      ->transform(blip::cli::int_range(0, blip::cli::kMaxWorkers));
+  app.add_option("--threads", threads, "CPU threads for torch (default: all cores)")
+      ->transform(blip::cli::int_range(1, blip::cli::kMaxThreads));
   app.add_flag("--skip-bad-images", skip_bad,
                "report and leave out unreadable images (with their captions) instead of stopping");
   app.add_flag("--non-strict", non_strict,
                "load like BLIP's load_checkpoint: drop shape-mismatched keys, report missing ones "
                "(default: a checkpoint that does not match the config is an error)");
   app.add_option("--dist-timeout", dist_timeout_s, "seconds to wait for peers / the master")
-      ->check(CLI::PositiveNumber);
+      ->check(blip::cli::positive_up_to(blip::cli::kMaxDistTimeoutS));
   app.add_option("--dist-backend", dist_backend, "auto, gloo or nccl")
       ->check(CLI::IsMember({"auto", "gloo", "nccl"}));
   app.add_option("--set", set_items, "override a config key: key=value (repeatable)");
-  CLI11_PARSE(app, argc, argv);
+  if (const int code = blip::cli::parse(app, argc, argv, "blip_eval"); code >= 0) return code;
 
   try {
     at::set_num_threads(threads);
     blip::dist::DistOptions dopt;
-    dopt.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(dist_timeout_s * 1000));
+    dopt.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(dist_timeout_s * 1000)));
     dopt.backend = dist_backend;
     dopt.use_cuda = device_arg.rfind("cuda", 0) == 0;
     const blip::dist::DistContext dist = blip::dist::init_distributed(dopt);
@@ -140,6 +159,8 @@ int main(int argc, char** argv) {
     if (config.tokenizer.empty())
       blip::fail(config_path, "no tokenizer: set `tokenizer` in the config or pass --vocab");
     if (output_dir.empty()) output_dir = "output/Retrieval_" + config.dataset;
+    // Before any compute: an unwritable output directory must not surface after hours of work.
+    if (main_rank) blip::io::ensure_writable_directory(output_dir);
 
     const c10::Device device = parse_device(device_arg, dist);
     const at::ScalarType precision = blip::eval::parse_precision(precision_arg);
@@ -173,6 +194,7 @@ int main(int argc, char** argv) {
     const std::vector<std::string> splits =
         split_arg == "both" ? std::vector<std::string>{"val", "test"} : std::vector<std::string>{split_arg};
     std::vector<std::pair<std::string, blip::eval::RetrievalMetrics>> results;
+    std::vector<std::string> write_errors;  // reported after the metrics table, never instead of it
     for (const auto& name : splits) {
       blip::data::RetrievalSplitSpec spec;
       spec.dataset = config.dataset;
@@ -210,24 +232,28 @@ int main(int argc, char** argv) {
                   r.timing.recompute_s, static_cast<long long>(r.itm_rows));
       results.emplace_back(name, blip::eval::itm_eval(r.score_matrix_i2t, r.score_matrix_t2i,
                                                       r.split.txt2img, r.split.img2txt));
-      if (save_scores) {
-        const std::string path = blip::eval::save_score_matrices(output_dir, name, r.score_matrix_i2t,
-                                                                 r.score_matrix_t2i);
-        std::printf("%s: wrote %s\n", name.c_str(), path.c_str());
-      }
+      if (save_scores)
+        write_or_remember(write_errors, [&] {
+          const std::string path = blip::eval::save_score_matrices(output_dir, name, r.score_matrix_i2t,
+                                                                   r.score_matrix_t2i);
+          std::printf("%s: wrote %s\n", name.c_str(), path.c_str());
+        });
     }
     if (main_rank) {
       std::printf("\n%s\n", blip::eval::format_metrics_table(results).c_str());
-      const std::string log = blip::eval::append_evaluate_log(output_dir, results);
-      std::printf("appended to %s\n", log.c_str());
+      write_or_remember(write_errors, [&] {
+        const std::string log = blip::eval::append_evaluate_log(output_dir, results);
+        std::printf("appended to %s\n", log.c_str());
+      });
     }
     dist.barrier();
-    return 0;
-  } catch (const blip::Error& e) {
-    std::fprintf(stderr, "blip_eval: error: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "blip_eval: internal error: %s\n", e.what());
-    return 2;
+    if (write_errors.empty()) return 0;
+    // The table is out; now say what could not be saved.
+    std::fflush(stdout);
+    for (const auto& e : write_errors) std::fprintf(stderr, "blip_eval: error: %s\n", e.c_str());
+    return blip::cli::kExitUsage;
+  } catch (...) {
+    std::fflush(stdout);
+    return blip::cli::report_exception("blip_eval", "lower --batch_size, --itm-batch or image_size");
   }
 }

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "blip/blas_kernels.h"
 #include "blip/config.h"
 #include "blip/error.h"
 #include "blip/features/feature_extractor.h"
@@ -18,6 +19,7 @@
 #include "blip/models/factory.h"
 #include "blip/models/state_dict.h"
 #include "blip/text/tokenizer.h"
+#include "cli_common.h"
 
 namespace {
 
@@ -54,6 +56,7 @@ void print_summary(const blip::io::NamedTensors& out, const std::vector<blip::fe
 }  // namespace
 
 int main(int argc, char** argv) {
+  blip::reexec_with_best_blas_kernels(argc, argv);  // first: OpenBLAS reads OPENBLAS_CORETYPE only at load
   CLI::App app{"Extract BLIP retrieval features (ViT tokens, ITC features, ITM logits) to safetensors"};
   std::string config_path, checkpoint, vocab, out_path, captions_file, captions_json;
   std::string device = "cpu";
@@ -61,7 +64,7 @@ int main(int argc, char** argv) {
   bool non_strict = false;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   blip::features::ExtractOptions options;
-  app.add_option("--config", config_path, "retrieval YAML (BLIP's layout)")->required()->check(CLI::ExistingFile);
+  app.add_option("--config", config_path, "retrieval YAML (BLIP's layout)")->required();
   app.add_option("--checkpoint", checkpoint, "checkpoint (.pth or .safetensors); overrides the config's `pretrained`");
   app.add_option("--vocab", vocab, "vocab.txt or SentencePiece .model; overrides the config's `tokenizer`");
   app.add_option("--image", images, "image file (repeatable)");
@@ -70,15 +73,18 @@ int main(int argc, char** argv) {
   auto* capj = app.add_option("--captions-json", captions_json, "JSON array of caption strings");
   cap->excludes(capf)->excludes(capj);
   capf->excludes(capj);
-  app.add_option("--out", out_path, "output .safetensors file")->required();
+  app.add_option("--out", out_path, "output .safetensors file")->required()->check(blip::cli::non_empty_path());
   app.add_option("--device", device, "cpu or cuda[:n]");
-  app.add_option("--threads", threads, "CPU threads for torch (default: all cores)")->check(CLI::PositiveNumber);
-  app.add_option("--image-batch", options.image_batch, "images per ViT batch")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "CPU threads for torch (default: all cores)")
+      ->transform(blip::cli::int_range(1, blip::cli::kMaxThreads));
+  app.add_option("--image-batch", options.image_batch, "images per ViT batch")
+      ->transform(blip::cli::int_range(1, blip::cli::kMaxBatch));
   app.add_option("--max-pixels", options.decode.max_pixels,
-                 "refuse images with more pixels than this (0: no limit; default: twice PIL's limit)");
+                 "refuse images with more pixels than this (0: no limit; default: twice PIL's limit)")
+      ->transform(blip::cli::int_range(0, std::int64_t{1} << 40));
   app.add_flag("--non-strict", non_strict,
                "load like BLIP's load_checkpoint: drop shape-mismatched keys, report missing ones");
-  CLI11_PARSE(app, argc, argv);
+  if (const int code = blip::cli::parse(app, argc, argv, "blip_extract"); code >= 0) return code;
 
   try {
     at::set_num_threads(threads);
@@ -116,11 +122,7 @@ int main(int argc, char** argv) {
                 images.size(), captions.size());
     print_summary(out, captions, images);
     return 0;
-  } catch (const blip::Error& e) {
-    std::fprintf(stderr, "blip_extract: error: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "blip_extract: internal error: %s\n", e.what());
-    return 2;
+  } catch (...) {
+    return blip::cli::report_exception("blip_extract", "lower --image-batch or image_size");
   }
 }

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "blip/blas_kernels.h"
 #include "blip/config.h"
 #include "blip/dist/distributed.h"
 #include "blip/dist/num_threads.h"
@@ -24,6 +25,7 @@
 #include "blip/eval/progress.h"
 #include "blip/eval/retrieval_eval.h"
 #include "blip/train/trainer.h"
+#include "cli_common.h"
 
 namespace {
 
@@ -45,6 +47,7 @@ c10::Device parse_device(const std::string& name, const blip::dist::DistContext&
 }  // namespace
 
 int main(int argc, char** argv) {
+  blip::reexec_with_best_blas_kernels(argc, argv);  // first: OpenBLAS reads OPENBLAS_CORETYPE only at load
   CLI::App app{"BLIP image-text retrieval fine-tuning (train_retrieval.py)"};
   std::string config_path, output_dir, resume, device_arg = "cpu", precision_arg = "fp32";
   std::vector<std::string> set_items;
@@ -54,42 +57,35 @@ int main(int argc, char** argv) {
   bool evaluate = false, quiet = false;
   app.add_option("--config", config_path, "retrieval YAML (BLIP's configs/retrieval_*.yaml layout)")->required();
   app.add_option("--output_dir,--output-dir", output_dir, "where checkpoints, log.txt and report.html go")
-      ->required();
+      ->required()
+      ->check(blip::cli::non_empty_path());
   app.add_option("--resume", resume, "continue from a checkpoint_last.pth (or start from a BLIP checkpoint)");
   app.add_flag("--evaluate", evaluate, "evaluate val and test once (evaluate.txt), no training");
   app.add_option("--seed", seed, "random seed (torch uses seed + rank, as BLIP); default 42")
-      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 62));
+      ->transform(blip::cli::int_range(0, blip::cli::kMaxSeed));
   app.add_option("--device", device_arg, "cpu (default) or cuda[:n]; each rank takes LOCAL_RANK's GPU");
   app.add_option("--threads", threads,
                  "CPU threads (default: OMP_NUM_THREADS, else the cores divided among this host's ranks)")
-      ->check(CLI::Range(1, 4096));
+      ->transform(blip::cli::int_range(1, blip::cli::kMaxThreads));
   app.add_option("--precision", precision_arg, "fp32 (default), bf16 (autocast) or fp16 (CUDA, grad scaler)")
       ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   app.add_option("--max_epoch,--max-epoch", max_epoch, "override the config's max_epoch")
-      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000000}));
+      ->transform(blip::cli::int_range(1, 1000000));
   app.add_option("--batch_size_train,--batch-size-train", batch_size_train, "override batch_size_train (per rank)")
-      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000000}));
+      ->transform(blip::cli::int_range(1, blip::cli::kMaxBatch));
   app.add_option("--max_steps,--max-steps", max_steps,
                  "stop after N optimizer steps in total, then evaluate and save as at an epoch's end")
-      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
+      ->transform(blip::cli::int_range(1, std::int64_t{1} << 40));
   app.add_option("--save-every,--save_every", save_every, "also write checkpoint_last.pth every N steps")
-      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
+      ->transform(blip::cli::int_range(1, std::int64_t{1} << 40));
   app.add_option("--dist-timeout,--dist_timeout", dist_timeout_s,
                  "seconds to wait for peers and for each collective (default 1800)")
-      ->check(CLI::Range(0.001, 604800.0));
-  app.add_option("--workers", workers, "image decoding threads per rank (default 4)")->check(CLI::Range(0, 256));
+      ->check(blip::cli::number_range(0.001, blip::cli::kMaxDistTimeoutS));
+  app.add_option("--workers", workers, "image decoding threads per rank (default 4)")
+      ->transform(blip::cli::int_range(0, blip::cli::kMaxWorkers));
   app.add_option("--set", set_items, "override a config key: key=value (repeatable)");
   app.add_flag("--quiet", quiet, "no progress bar and no per-epoch lines");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "blip_train: %s\n", e.what());
-    return 1;
-  }
+  if (const int code = blip::cli::parse(app, argc, argv, "blip_train"); code >= 0) return code;
 
   try {
     blip::dist::DistOptions dopt;
@@ -125,16 +121,7 @@ int main(int argc, char** argv) {
                   static_cast<long long>(r.global_step), r.best, static_cast<long long>(r.best_epoch),
                   output_dir.c_str());
     return 0;
-  } catch (const blip::Error& e) {
-    std::fprintf(stderr, "blip_train: error: %s\n", e.what());
-    return 1;
-  } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "blip_train: error: out of memory (lower batch_size_train or image_size)\n");
-    return 1;
-  } catch (const std::exception& e) {
-    std::string msg = e.what();
-    if (const auto pos = msg.find("\nException raised from"); pos != std::string::npos) msg.resize(pos);
-    std::fprintf(stderr, "blip_train: internal error: %s\n", msg.c_str());
-    return 2;
+  } catch (...) {
+    return blip::cli::report_exception("blip_train", "lower batch_size_train or image_size");
   }
 }

@@ -4,6 +4,8 @@
 // Every loader throws blip::Error naming the file (and the key) on bad input.
 #pragma once
 
+#include "blip/blip_defaults.h"
+
 #include <cstdint>
 #include <map>
 #include <string>
@@ -14,7 +16,7 @@ namespace blip {
 
 // models/vit.py VisionTransformer, as models/blip.py create_vit() builds it.
 struct VitConfig {
-  int64_t image_size = 384;
+  int64_t image_size = kImageSize;
   int64_t patch_size = 16;
   int64_t in_channels = 3;
   int64_t width = 768;  // embed_dim
@@ -88,14 +90,14 @@ struct RetrievalConfig {
   std::string pretrained;
   std::string vit = "base";  // base | large | custom
   int64_t batch_size_train = 32;
-  int64_t batch_size_test = 64;
+  int64_t batch_size_test = kBatchSizeTest;
   bool vit_grad_ckpt = false;
   int64_t vit_ckpt_layer = 0;
   double init_lr = 1e-5;
-  int64_t image_size = 384;
+  int64_t image_size = kImageSize;
   int64_t queue_size = 57600;
   double alpha = 0.4;
-  int64_t k_test = 256;
+  int64_t k_test = kTestK;
   bool negative_all_rank = false;
   double weight_decay = 0.05;
   double min_lr = 0.0;
@@ -105,6 +107,10 @@ struct RetrievalConfig {
   std::string tokenizer;   // path to vocab.txt or a SentencePiece .model ("" = not given)
   int64_t embed_dim = 256;
   double momentum = 0.995;
+  // BLIP's train transform: RandomResizedCrop scale (min_scale, 1) — create_dataset's min_scale
+  // argument, 0.5 for retrieval — and whether RandomAugment(2, 5) runs after the flip.
+  double train_min_scale = 0.5;
+  bool train_randaugment = true;
 
   // Only for `vit: custom` (required there, rejected otherwise).
   int64_t vit_width = 0;

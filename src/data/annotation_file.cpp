@@ -1,9 +1,9 @@
 #include "data/annotation_file.h"
 
 #include <filesystem>
-#include <fstream>
 
 #include "blip/error.h"
+#include "core/regular_file.h"
 
 namespace blip::data::detail {
 
@@ -23,27 +23,7 @@ std::string read_annotation_file(const std::string& ann_root, const std::string&
     fail(path, "annotation file not found; BLIP downloads it from " + url + " (save it in ann_root '" +
                    ann_root + "')");
   }
-  if (fs::is_directory(status)) fail(path, "is a directory, expected the annotation JSON file");
-  // A device or FIFO (e.g. a link to /dev/zero) would never end or block.
-  if (!fs::is_regular_file(status)) fail(path, "is not a regular file");
-  const auto size = fs::file_size(path, ec);
-  if (ec) fail(path, "cannot read the file size: " + ec.message());
-  if (size > kMaxAnnotationBytes)
-    fail(path, "annotation file has " + std::to_string(size) + " bytes, more than the limit of " +
-                   std::to_string(kMaxAnnotationBytes));
-
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open the annotation file for reading");
-  std::string text;
-  char buf[1 << 16];
-  // Bounded even if the file grew after the size check.
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    text.append(buf, static_cast<std::size_t>(in.gcount()));
-    if (text.size() > kMaxAnnotationBytes)
-      fail(path, "annotation file is larger than " + std::to_string(kMaxAnnotationBytes) + " bytes");
-  }
-  if (in.bad()) fail(path, "read error");
-  return text;
+  return files::read_regular_file(path, kMaxAnnotationBytes, "annotation file");
 }
 
 nlohmann::json parse_annotation_list(const std::string& text, const std::string& what,

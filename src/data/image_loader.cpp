@@ -2,6 +2,7 @@
 
 #include "blip/error.h"
 #include "blip/image/transform.h"
+#include "guarded_load.h"
 
 #include <ATen/ATen.h>
 
@@ -48,17 +49,9 @@ ImageBatchLoader::Slot ImageBatchLoader::load_one(std::int64_t index) const {
   Slot slot;
   slot.ready = true;
   const std::string& path = paths_[static_cast<std::size_t>(index)];
-  try {
-    slot.image = load_(path);
-    if (!slot.image.defined()) slot.error = path + ": the image loader returned no tensor";
-  } catch (const std::exception& e) {
-    slot.error = e.what();
-  } catch (...) {
-    slot.error = path + ": unknown error while loading the image";
-  }
-  // Every message must name the file.
-  if (!slot.error.empty() && slot.error.find(path) == std::string::npos)
-    slot.error = path + ": " + slot.error;
+  detail::LoadOutcome out = detail::guarded_load(path, [&] { return load_(path); });
+  slot.image = std::move(out.image);
+  slot.error = std::move(out.error);
   return slot;
 }
 

@@ -1,6 +1,7 @@
 #include "blip/data/train_loader.h"
 
 #include "blip/error.h"
+#include "guarded_load.h"
 
 #include <ATen/ATen.h>
 
@@ -76,17 +77,10 @@ TrainBatchLoader::Slot TrainBatchLoader::load_one(std::int64_t position) const {
   slot.position = position;
   const std::int64_t index = order_[static_cast<std::size_t>(position)];
   const std::string path = dataset_.image_path(index);
-  try {
-    slot.image = load_(path, sample_seed(options_.seed, options_.epoch, index));
-    if (!slot.image.defined()) slot.error = path + ": the image loader returned no tensor";
-  } catch (const std::exception& e) {
-    slot.error = e.what();
-  } catch (...) {
-    slot.error = path + ": unknown error while loading the image";
-  }
-  // Every message must name the file.
-  if (!slot.error.empty() && slot.error.find(path) == std::string::npos)
-    slot.error = path + ": " + slot.error;
+  detail::LoadOutcome out = detail::guarded_load(
+      path, [&] { return load_(path, sample_seed(options_.seed, options_.epoch, index)); });
+  slot.image = std::move(out.image);
+  slot.error = std::move(out.error);
   return slot;
 }
 

@@ -1,13 +1,15 @@
 #include "blip/eval/retrieval_eval.h"
-#include "blip/retrieval/text_tensors.h"
 
 #include "blip/error.h"
 #include "blip/eval/progress.h"
 #include "blip/models/blip_retrieval.h"
+#include "blip/retrieval/itc_features.h"
+#include "blip/retrieval/itm_scorer.h"
+#include "blip/retrieval/model_guards.h"
+#include "blip/retrieval/text_tensors.h"
 #include "blip/text/tokenizer.h"
 
 #include <ATen/ATen.h>
-#include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
@@ -26,6 +28,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using models::BlipRetrievalImpl;
+using retrieval::ItmScorer;
+using retrieval::ItmTexts;
 
 // evaluation() fills every entry outside a row's top-k with this.
 constexpr float kUnscored = -100.0f;
@@ -51,44 +55,15 @@ std::string stage(const RetrievalEvalOptions& o, const std::string& name) {
   return o.label.empty() ? name : o.label + " " + name;
 }
 
-// The tokenizer's [rows, cols] matrices as int64 tensors.
-std::pair<at::Tensor, at::Tensor> tokenize(const text::Tokenizer& tokenizer,
-                                           const std::vector<std::string>& texts, int max_length) {
-  retrieval::TextTensors t = retrieval::tokenize_to_tensors(tokenizer, texts, max_length);
-  return {t.input_ids, t.attention_mask};
-}
-
-// F.normalize as BLIP (and BlipRetrievalImpl) computes it: x / max(||x||_2, 1e-12).
-at::Tensor normalize_rows(const at::Tensor& x) {
-  constexpr double kEps = 1e-12;
-  return x / x.norm(2, {-1}, /*keepdim=*/true).clamp_min(kEps).expand_as(x);
-}
-
-// ITC features, always fp32: in reduced precision the projection's output is cast to float
-// before F.normalize, so that similarities and top-k are computed in fp32.
-at::Tensor itc_text_feat(BlipRetrievalImpl& model, const at::Tensor& ids, const at::Tensor& att,
-                         const RetrievalEvalOptions& o) {
-  if (o.precision == at::kFloat) return model.text_feat(ids, att);
-  return normalize_rows(model.text_proj->forward(model.text_embeds(ids, att).select(1, 0)).to(at::kFloat));
-}
-at::Tensor itc_image_feat(BlipRetrievalImpl& model, const at::Tensor& tokens, const RetrievalEvalOptions& o) {
-  if (o.precision == at::kFloat) return model.image_feat(tokens);
-  return normalize_rows(model.vision_proj->forward(tokens.select(1, 0)).to(at::kFloat));
-}
-
 // normalize(text_proj(CLS)) of texts [range) in chunks of text_batch, as CPU float rows.
-at::Tensor text_features(BlipRetrievalImpl& model, const at::Tensor& ids, const at::Tensor& att,
-                         Range range, const RetrievalEvalOptions& o, bool progress) {
+at::Tensor text_features(BlipRetrievalImpl& model, const retrieval::TextTensors& tokens, Range range,
+                         const RetrievalEvalOptions& o, bool progress) {
   ProgressBar bar(stage(o, "text features"), range.size(), progress);
-  std::vector<at::Tensor> parts;
-  for (std::int64_t i = range.begin; i < range.end; i += o.text_batch) {
-    const std::int64_t n = std::min(o.text_batch, range.end - i);
-    parts.push_back(itc_text_feat(model, ids.narrow(0, i, n).to(o.device), att.narrow(0, i, n).to(o.device), o)
-                        .to(at::kCPU));
-    bar.advance(n);
-  }
-  // An empty shard (more ranks than texts) still has the feature width, for all_gather.
-  return parts.empty() ? at::empty({0, model.spec().embed_dim}) : at::cat(parts, 0);
+  retrieval::ItcTextOptions to;
+  to.chunk = o.text_batch;
+  to.device = o.device;
+  return retrieval::itc_text_features(model, tokens.input_ids, tokens.attention_mask, range.begin, range.end, to,
+                                      [&](std::int64_t n) { bar.advance(n); });
 }
 
 // Image tokens (visual_encoder output) and normalized embeddings of images [range).
@@ -114,7 +89,7 @@ ImageBatchLoader make_loader(const std::vector<std::string>& paths, const Retrie
 
 // visual_encoder(images) in the compute type.
 at::Tensor vit_tokens(BlipRetrievalImpl& model, const at::Tensor& images, const RetrievalEvalOptions& o) {
-  return model.image_embeds(images.to(o.device, o.precision));
+  return retrieval::image_tokens(model, images, o.device, o.precision);
 }
 
 ImageFeatures image_features(BlipRetrievalImpl& model, const RetrievalSplit& split, Range range,
@@ -128,7 +103,7 @@ ImageFeatures image_features(BlipRetrievalImpl& model, const RetrievalSplit& spl
   ImageBatch batch;
   while (loader.next(batch)) {
     const at::Tensor tokens = vit_tokens(model, batch.images, o);
-    const at::Tensor embeds = itc_image_feat(model, tokens, o);
+    const at::Tensor embeds = retrieval::itc_image_feat(model, tokens);
     if (!out.embeds.defined()) {
       if (keep_tokens) {
         std::vector<int64_t> fs = tokens.sizes().vec();
@@ -149,15 +124,6 @@ ImageFeatures image_features(BlipRetrievalImpl& model, const RetrievalSplit& spl
   return out;
 }
 
-// ITM scores of image tokens `image` [N, D] (or a [k, N, D] batch) against texts.
-at::Tensor itm_scores(BlipRetrievalImpl& model, const at::Tensor& ids, const at::Tensor& att,
-                      const at::Tensor& image_tokens, const c10::Device& device) {
-  const at::Tensor image_att =
-      at::ones({image_tokens.size(0), image_tokens.size(1)}, at::TensorOptions(at::kLong).device(device));
-  return BlipRetrievalImpl::itm_score(
-      model.itm_logits(ids.to(device), att.to(device), image_tokens.to(device), image_att));
-}
-
 void check_options(const RetrievalEvalOptions& o) {
   if (o.k_test <= 0) fail("k_test", "must be positive, got " + std::to_string(o.k_test));
   if (o.batch_size_test <= 0)
@@ -168,37 +134,16 @@ void check_options(const RetrievalEvalOptions& o) {
   if (o.image_block < 0) fail("image_block", "must be 0 (automatic) or positive, got " + std::to_string(o.image_block));
   if (!(o.max_token_memory_gib > 0))
     fail("max_token_memory", "must be positive, got " + std::to_string(o.max_token_memory_gib));
-  if (o.precision != at::kFloat && o.precision != at::kBFloat16 && o.precision != at::kHalf)
-    fail(std::string("precision ") + c10::toString(o.precision), "expected fp32, bf16 or fp16");
-  if (o.precision == at::kHalf && !o.device.is_cuda())
-    fail("precision fp16", "fp16 needs --device cuda (use bf16 on CPU)");
+  retrieval::check_precision(o.precision, o.device);
 }
 
-// Casts the model's floating parameters and buffers to `dtype` for the guard's lifetime and
-// puts the original tensors back afterwards (bitwise; also when evaluation throws).
-class ScopedModelDtype {
- public:
-  ScopedModelDtype(torch::nn::Module& model, at::ScalarType dtype) {
-    c10::NoGradGuard no_grad;
-    auto cast = [&](at::Tensor& t) {
-      if (!t.defined() || !t.is_floating_point() || t.scalar_type() == dtype) return;
-      at::Tensor original = t.detach();
-      t.set_data(original.to(dtype));
-      saved_.emplace_back(t, original);
-    };
-    for (at::Tensor& p : model.parameters(/*recurse=*/true)) cast(p);
-    for (at::Tensor& b : model.buffers(/*recurse=*/true)) cast(b);
-  }
-  ~ScopedModelDtype() {
-    c10::NoGradGuard no_grad;
-    for (auto& [t, original] : saved_) t.set_data(original);
-  }
-  ScopedModelDtype(const ScopedModelDtype&) = delete;
-  ScopedModelDtype& operator=(const ScopedModelDtype&) = delete;
-
- private:
-  std::vector<std::pair<at::Tensor, at::Tensor>> saved_;
-};
+ItmScorer make_scorer(BlipRetrievalImpl& model, const RetrievalEvalOptions& o) {
+  retrieval::ItmScorerOptions so;
+  so.itm_batch = o.itm_batch;
+  so.device = o.device;
+  so.precision = o.precision;
+  return ItmScorer(model, so);
+}
 
 // A tensor made under InferenceMode, as an ordinary tensor (callers may modify it in place).
 at::Tensor ordinary(const at::Tensor& t) {
@@ -222,13 +167,15 @@ void all_reduce_sum(const DistContext& dist, at::Tensor& t) {
 // ---------------------------------------------------------------------------------------------
 // Reference: evaluation()'s loops, call for call.
 // ---------------------------------------------------------------------------------------------
-void rerank_reference(BlipRetrievalImpl& model, const at::Tensor& sims, const at::Tensor& text_ids,
-                      const at::Tensor& text_atts, const ImageFeatures& images,
+void rerank_reference(const ItmScorer& scorer, const at::Tensor& sims, const ItmTexts& texts,
+                      const ImageFeatures& images,
                       const std::vector<std::int64_t>& local_row_of_image,
                       RetrievalEvalResult& r, const RetrievalEvalOptions& o, const DistContext& dist,
                       bool progress) {
   const std::int64_t num_images = sims.size(0), num_texts = sims.size(1);
   const int world = dist.world_size(), rank = dist.rank();
+  const at::Tensor& text_ids = texts.ids();
+  const at::Tensor& text_atts = texts.attention_mask();
   // Reference mode: every rank holds every image, so each image has a local row.
   const at::Tensor local_rows = at::tensor(local_row_of_image, at::kLong);
   auto image_tokens = [&](std::int64_t i) {
@@ -250,11 +197,10 @@ void rerank_reference(BlipRetrievalImpl& model, const at::Tensor& sims, const at
     for (std::int64_t i = start; i < end; ++i) {
       const auto [topk_sim, topk_idx] = sims[i].topk(r.k_i2t, 0);
       const at::Tensor encoder_output = image_tokens(i).repeat({r.k_i2t, 1, 1});
-      const at::Tensor score =
-          itm_scores(model, text_ids.index_select(0, topk_idx), text_atts.index_select(0, topk_idx),
-                     encoder_output, o.device).to(at::kCPU, at::kFloat);
+      const at::Tensor score = scorer.pair_scores(text_ids.index_select(0, topk_idx),
+                                                  text_atts.index_select(0, topk_idx), encoder_output);
       i2t[i].fill_(kUnscored);
-      i2t[i].index_put_({topk_idx}, score + topk_sim);
+      i2t[i].index_put_({topk_idx}, retrieval::combined_scores(score, topk_sim));
       r.itm_rows += r.k_i2t;
       bar.advance();
     }
@@ -268,10 +214,9 @@ void rerank_reference(BlipRetrievalImpl& model, const at::Tensor& sims, const at
       const auto [topk_sim, topk_idx] = sims_t[t].topk(r.k_t2i, 0);
       const at::Tensor encoder_output = images.feats.index_select(0, local_rows.index_select(0, topk_idx));
       const at::Tensor score =
-          itm_scores(model, text_ids[t].repeat({r.k_t2i, 1}), text_atts[t].repeat({r.k_t2i, 1}),
-                     encoder_output, o.device).to(at::kCPU, at::kFloat);
+          scorer.pair_scores(text_ids[t].repeat({r.k_t2i, 1}), text_atts[t].repeat({r.k_t2i, 1}), encoder_output);
       t2i[t].fill_(kUnscored);
-      t2i[t].index_put_({topk_idx}, score + topk_sim);
+      t2i[t].index_put_({topk_idx}, retrieval::combined_scores(score, topk_sim));
       r.itm_rows += r.k_t2i;
       bar.advance();
     }
@@ -306,8 +251,8 @@ at::Tensor recompute_tokens(BlipRetrievalImpl& model, const std::vector<std::str
   return out;
 }
 
-void rerank_optimized(BlipRetrievalImpl& model, const at::Tensor& sims, const at::Tensor& text_ids,
-                      const at::Tensor& text_atts, const RetrievalSplit& split, const ImageFeatures& images,
+void rerank_optimized(BlipRetrievalImpl& model, const ItmScorer& scorer, const at::Tensor& sims,
+                      const ItmTexts& texts, const RetrievalSplit& split, const ImageFeatures& images,
                       const std::vector<std::int64_t>& local_row_of_image,
                       RetrievalEvalResult& r, const RetrievalEvalOptions& o, const DistContext& dist,
                       bool progress) {
@@ -348,12 +293,11 @@ void rerank_optimized(BlipRetrievalImpl& model, const at::Tensor& sims, const at
   float* t2i_data = t2i.data_ptr<float>();
   const at::Tensor sims_cpu = sims.to(at::kCPU).contiguous();
   const float* sims_data = sims_cpu.data_ptr<float>();
-  const at::Tensor lengths_t = text_atts.sum(1).contiguous();
-  const std::int64_t* lengths = lengths_t.data_ptr<std::int64_t>();
 
-  // Scores every wanted pair of image i, whose ViT tokens are `tokens` [N, D].
+  // Scores every wanted pair of image i, whose ViT tokens are `tokens` [N, D]: duplicates
+  // merged, the image's cross-attention K/V computed once (the scorer orders the texts by length
+  // and drops each chunk's padding).
   auto score_image = [&](std::int64_t i, const at::Tensor& tokens) {
-    // Merge duplicates; order by caption length so that each chunk's padding can be dropped.
     auto& w = wanted[i];
     std::sort(w.begin(), w.end(), [](const Wanted& a, const Wanted& b) { return a.text < b.text; });
     std::vector<Wanted> pairs;
@@ -363,35 +307,18 @@ void rerank_optimized(BlipRetrievalImpl& model, const at::Tensor& sims, const at
       else
         pairs.push_back(x);
     }
-    std::stable_sort(pairs.begin(), pairs.end(), [&](const Wanted& a, const Wanted& b) {
-      return lengths[a.text] < lengths[b.text];
-    });
-
-    const models::CrossAttentionCache kv = model.cross_attention_kv(tokens.unsqueeze(0).to(o.device));
-    for (std::size_t c = 0; c < pairs.size(); c += static_cast<std::size_t>(o.itm_batch)) {
-      const std::size_t n = std::min(pairs.size() - c, static_cast<std::size_t>(o.itm_batch));
-      std::vector<std::int64_t> chunk(n);
-      std::int64_t len = 0;
-      for (std::size_t k = 0; k < n; ++k) {
-        chunk[k] = pairs[c + k].text;
-        len = std::max(len, lengths[chunk[k]]);
-      }
-      // Columns past the chunk's longest caption are padding in every row: drop them.
-      const at::Tensor rows = at::tensor(chunk, at::kLong);
-      const at::Tensor ids = text_ids.index_select(0, rows).narrow(1, 0, len);
-      const at::Tensor att = text_atts.index_select(0, rows).narrow(1, 0, len);
-      const at::Tensor score = BlipRetrievalImpl::itm_score(
-          model.itm_logits(ids.to(o.device), att.to(o.device), kv)).to(at::kCPU, at::kFloat).contiguous();
-      const float* sc = score.data_ptr<float>();
-      for (std::size_t k = 0; k < n; ++k) {
-        const std::int64_t t = chunk[k];
-        // evaluation(): score + topk_sim, both float32.
-        const float value = sc[k] + sims_data[i * num_texts + t];
-        if (pairs[c + k].directions & kForI2t) i2t_data[i * num_texts + t] = value;
-        if (pairs[c + k].directions & kForT2i) t2i_data[t * num_images + i] = value;
-      }
-      r.itm_rows += static_cast<std::int64_t>(n);
+    std::vector<std::int64_t> rows(pairs.size());
+    for (std::size_t k = 0; k < pairs.size(); ++k) rows[k] = pairs[k].text;
+    const at::Tensor score = scorer.image_scores(tokens, texts, rows);
+    const float* sc = score.data_ptr<float>();
+    for (std::size_t k = 0; k < pairs.size(); ++k) {
+      const std::int64_t t = rows[k];
+      // evaluation(): score + topk_sim, both float32.
+      const float value = retrieval::combined_score(sc[k], sims_data[i * num_texts + t]);
+      if (pairs[k].directions & kForI2t) i2t_data[i * num_texts + t] = value;
+      if (pairs[k].directions & kForT2i) t2i_data[t * num_images + i] = value;
     }
+    r.itm_rows += static_cast<std::int64_t>(pairs.size());
   };
 
   // The images this rank scores, in blocks whose ViT tokens are recomputed right before their
@@ -442,6 +369,14 @@ void evaluate_in_inference_mode(models::BlipRetrievalImpl& model, const text::To
 
 }  // namespace
 
+RetrievalEvalOptions eval_options_from_config(const RetrievalConfig& config) {
+  RetrievalEvalOptions o;
+  o.k_test = config.k_test;
+  o.batch_size_test = config.batch_size_test;
+  o.image_size = config.image_size;
+  return o;
+}
+
 EvalMode parse_eval_mode(const std::string& name) {
   if (name == "reference") return EvalMode::Reference;
   if (name == "optimized") return EvalMode::Optimized;
@@ -450,31 +385,6 @@ EvalMode parse_eval_mode(const std::string& name) {
 
 const char* eval_mode_name(EvalMode mode) {
   return mode == EvalMode::Reference ? "reference" : "optimized";
-}
-
-void cast_floating_weights(models::BlipRetrievalImpl& model, at::ScalarType dtype) {
-  c10::NoGradGuard no_grad;
-  auto cast = [&](at::Tensor& t) {
-    if (t.defined() && t.is_floating_point() && t.scalar_type() != dtype) t.set_data(t.detach().to(dtype));
-  };
-  for (at::Tensor& p : model.parameters(/*recurse=*/true)) cast(p);
-  for (at::Tensor& b : model.buffers(/*recurse=*/true)) cast(b);
-}
-
-at::ScalarType parse_precision(const std::string& name) {
-  if (name == "fp32") return at::kFloat;
-  if (name == "bf16") return at::kBFloat16;
-  if (name == "fp16") return at::kHalf;
-  fail("precision '" + name + "'", "expected fp32, bf16 or fp16");
-}
-
-const char* precision_name(at::ScalarType dtype) {
-  switch (dtype) {
-    case at::kFloat: return "fp32";
-    case at::kBFloat16: return "bf16";
-    case at::kHalf: return "fp16";
-    default: return c10::toString(dtype);
-  }
 }
 
 namespace {
@@ -516,7 +426,7 @@ RetrievalEvalResult evaluate_retrieval(models::BlipRetrievalImpl& model,
                                        const RetrievalEvalOptions& o, const DistContext& dist) {
   check_options(o);
   // Outside InferenceMode: the cast replaces the parameters' data (restored on return).
-  const ScopedModelDtype model_dtype(model, o.precision);
+  const retrieval::ScopedModelDtype model_dtype(model, o.precision);
   RetrievalEvalResult r;
   {
     c10::InferenceMode inference;
@@ -546,10 +456,10 @@ void evaluate_in_inference_mode(models::BlipRetrievalImpl& model, const text::To
 
   // 1. Texts (every rank tokenizes all of them; features are sharded in optimized mode).
   auto t0 = Clock::now();
-  auto [ids, text_atts] = tokenize(tokenizer, split.text, o.max_length);
-  at::Tensor text_ids = BlipRetrievalImpl::with_enc_token(ids, tokenizer.enc_id());
+  const retrieval::TextTensors tokens = retrieval::tokenize_to_tensors(tokenizer, split.text, o.max_length);
+  ItmTexts texts(tokens, tokenizer.enc_id());
   const Range text_range = sharded ? shard(split.num_texts(), world, rank) : Range{0, split.num_texts()};
-  at::Tensor text_embeds = text_features(model, ids, text_atts, text_range, o, progress);
+  at::Tensor text_embeds = text_features(model, tokens, text_range, o, progress);
   if (sharded) text_embeds = all_gather(dist, text_embeds);
   r.timing.text_s = seconds_since(t0);
 
@@ -584,8 +494,7 @@ void evaluate_in_inference_mode(models::BlipRetrievalImpl& model, const text::To
     fail(what, "no image could be read (" + std::to_string(dropped.size()) + " skipped)");
   if (!dropped.empty()) {
     const at::Tensor kt = at::tensor(kept_texts, at::kLong), ki = at::tensor(kept_images, at::kLong);
-    text_ids = text_ids.index_select(0, kt);
-    text_atts = text_atts.index_select(0, kt);
+    texts = texts.select(kt);
     text_embeds = text_embeds.index_select(0, kt);
     image_embeds = image_embeds.index_select(0, ki);
   }
@@ -603,10 +512,11 @@ void evaluate_in_inference_mode(models::BlipRetrievalImpl& model, const text::To
   r.k_i2t = std::min(o.k_test, r.split.num_texts());
   r.k_t2i = std::min(o.k_test, r.split.num_images());
   const at::Tensor sims = at::matmul(image_embeds.to(o.device), text_embeds.to(o.device).t()).to(at::kCPU);
+  const ItmScorer scorer = make_scorer(model, o);
   if (o.mode == EvalMode::Reference)
-    rerank_reference(model, sims, text_ids, text_atts, images, local_row, r, o, dist, progress);
+    rerank_reference(scorer, sims, texts, images, local_row, r, o, dist, progress);
   else
-    rerank_optimized(model, sims, text_ids, text_atts, split, images, local_row, r, o, dist, progress);
+    rerank_optimized(model, scorer, sims, texts, split, images, local_row, r, o, dist, progress);
   r.timing.rerank_s = seconds_since(t0);
   r.timing.total_s = seconds_since(t_start);
 }

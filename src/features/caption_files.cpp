@@ -1,20 +1,19 @@
 // Reading captions for tools: plain text (one per line) and JSON arrays.
-#include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "blip/error.h"
 #include "blip/features/feature_extractor.h"
+#include "core/regular_file.h"
 
 namespace blip::features {
 namespace {
 
+// Far above any real caption list (a million 60-byte captions), far below what a wrong path
+// such as /dev/zero or a disk image would make us allocate.
+constexpr std::uint64_t kMaxCaptionsFileBytes = 64 * files::kMiB;
+
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open captions file");
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) fail(path, "read error");
-  return data;
+  return files::read_regular_file(path, kMaxCaptionsFileBytes, "captions file");
 }
 
 }  // namespace

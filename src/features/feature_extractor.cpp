@@ -1,11 +1,14 @@
 #include "blip/features/feature_extractor.h"
 
 #include <ATen/ATen.h>
-#include <torch/cuda.h>
 
 #include "blip/error.h"
 #include "blip/image/transform.h"
 #include "blip/models/blip_retrieval.h"
+#include "blip/retrieval/itc_features.h"
+#include "blip/retrieval/itm_scorer.h"
+#include "blip/retrieval/model_guards.h"
+#include "blip/retrieval/precision.h"
 #include "blip/retrieval/text_tensors.h"
 #include "blip/text/pre_caption.h"
 #include "blip/text/tokenizer.h"
@@ -13,16 +16,18 @@
 namespace blip::features {
 namespace {
 
-at::Device parse_device(const std::string& name) {
-  try {
-    at::Device device(name);
-    if (device.is_cuda() && !torch::cuda::is_available())
-      fail("--device " + name, "CUDA is not available in this build or on this machine");
-    if (!device.is_cpu() && !device.is_cuda()) fail("--device " + name, "use cpu or cuda[:n]");
-    return device;
-  } catch (const c10::Error&) {
-    fail("--device " + name, "not a device name (use cpu or cuda[:n])");
-  }
+// The device to run on: the model's. A requested device that differs is an error rather than a
+// move, so that the caller's model is never changed behind its back.
+at::Device model_device(models::BlipRetrievalImpl& model, const std::string& requested) {
+  const at::Device device = retrieval::module_device(model);
+  if (requested.empty()) return device;
+  const at::Device wanted = retrieval::parse_device(requested);
+  // "cuda" (no index) means the current CUDA device, which is where a CUDA model is taken to be.
+  const bool same = wanted.type() == device.type() && (!wanted.has_index() || wanted.index() == device.index());
+  if (!same)
+    fail("device " + requested, "the model is on " + device.str() +
+                                    "; move it there first (extract_features does not move the caller's model)");
+  return device;
 }
 
 // Runs fn over [0, n) in chunks of `batch` and concatenates the results along dim 0.
@@ -41,9 +46,8 @@ io::NamedTensors extract_features(models::BlipRetrievalImpl& model, const text::
   if (image_paths.empty() && captions.empty()) fail("blip_extract", "no images and no captions given");
   if (options.image_batch < 1 || options.text_batch < 1)
     fail("extract options", "image_batch and text_batch must be positive");
-  const at::Device device = parse_device(options.device);
-  model.to(device);
-  model.eval();
+  const at::Device device = model_device(model, options.device);
+  const retrieval::ScopedEvalMode eval_mode(model);
   at::NoGradGuard no_grad;
   io::NamedTensors out;
 
@@ -52,11 +56,11 @@ io::NamedTensors extract_features(models::BlipRetrievalImpl& model, const text::
     const auto image_size = static_cast<int>(model.spec().vit.image_size);
     const auto pixels = image::load_image_batch(image_paths, image_size, options.decode);
     image_embeds = in_batches(pixels.size(0), options.image_batch, [&](int64_t a, int64_t b) {
-      return model.image_embeds(pixels.slice(0, a, b).to(device));
+      return retrieval::image_tokens(model, pixels.slice(0, a, b), device, pixels.scalar_type());
     });
     out.emplace_back("pixel_values", pixels);
     out.emplace_back("image_embeds", image_embeds.cpu());
-    out.emplace_back("image_feat", model.image_feat(image_embeds).cpu());
+    out.emplace_back("image_feat", retrieval::itc_image_feat(model, image_embeds).cpu());
   }
 
   if (!captions.empty()) {
@@ -72,20 +76,21 @@ io::NamedTensors extract_features(models::BlipRetrievalImpl& model, const text::
     out.emplace_back("input_ids", ids);
     out.emplace_back("attention_mask", mask);
     out.emplace_back("text_embeds", text_embeds.cpu());
-    out.emplace_back("text_feat", model.text_feat(text_embeds).cpu());
+    out.emplace_back("text_feat", retrieval::itc_text_feat(model, text_embeds).cpu());
 
     if (image_embeds.defined()) {
-      // ITM: [ENC] replaces [CLS]; each image's cross-attention K/V are computed once for all texts.
-      const auto ids_enc = models::BlipRetrievalImpl::with_enc_token(ids, tokenizer.enc_id()).to(device);
-      const auto mask_d = mask.to(device);
+      // Every (image, caption) pair at full width, captions in order, text_batch per forward;
+      // each image's cross-attention K/V are computed once for all captions.
+      retrieval::ItmScorerOptions so;
+      so.itm_batch = options.text_batch;
+      so.trim_padding = false;
+      so.device = device;
+      so.precision = image_embeds.scalar_type();
+      const retrieval::ItmScorer scorer(model, so);
+      const retrieval::ItmTexts itm_texts(tokens, tokenizer.enc_id());
       std::vector<at::Tensor> rows;
-      for (int64_t i = 0; i < image_embeds.size(0); ++i) {
-        const auto kv = model.cross_attention_kv(image_embeds.slice(0, i, i + 1));
-        rows.push_back(in_batches(ids.size(0), options.text_batch, [&](int64_t a, int64_t b) {
-          return model.itm_logits(ids_enc.slice(0, a, b), mask_d.slice(0, a, b), kv);
-        }));
-      }
-      out.emplace_back("itm_logits", at::stack(rows, 0).cpu());
+      for (int64_t i = 0; i < image_embeds.size(0); ++i) rows.push_back(scorer.image_logits(image_embeds[i], itm_texts));
+      out.emplace_back("itm_logits", at::stack(rows, 0));
     }
   }
   return out;

@@ -1,6 +1,7 @@
 #include "io/file_io.h"
 
 #include "blip/error.h"
+#include "core/regular_file.h"
 
 #include <atomic>
 #include <cerrno>
@@ -17,7 +18,8 @@ std::string errno_text() { return std::strerror(errno); }
 }  // namespace
 
 InputFile::InputFile(const std::string& path) : path_(path) {
-  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd_ < 0) fail(path, "cannot open for reading: " + errno_text());
   struct stat st {};
   if (::fstat(fd_, &st) != 0) {
@@ -25,10 +27,13 @@ InputFile::InputFile(const std::string& path) : path_(path) {
     ::close(fd_);
     fail(path, "cannot stat: " + err);
   }
-  if (S_ISDIR(st.st_mode)) {
+  if (!S_ISREG(st.st_mode)) {
     ::close(fd_);
-    fail(path, "is a directory, not a file");
+    if (S_ISDIR(st.st_mode)) fail(path, "is a directory, not a file");
+    fail(path, "is not a regular file (" + files::file_type_name(st.st_mode) + ")");
   }
+  const int flags = ::fcntl(fd_, F_GETFL);
+  if (flags >= 0) ::fcntl(fd_, F_SETFL, flags & ~O_NONBLOCK);
   size_ = static_cast<std::uint64_t>(st.st_size);
 }
 
@@ -66,7 +71,8 @@ mode_t check_replaceable(const std::string& path) {
     if (errno == ENOENT) return kNewFileMode;
     fail(path, "cannot stat: " + errno_text());
   }
-  if (!S_ISREG(st.st_mode)) fail(path, "exists and is not a regular file; refusing to replace it");
+  if (!S_ISREG(st.st_mode))
+    fail(path, "is not a regular file (" + files::file_type_name(st.st_mode) + "); refusing to replace it");
   return st.st_mode & 0777;
 }
 
@@ -130,8 +136,14 @@ void AtomicFileWriter::commit() {
 }
 
 std::string read_prefix(const std::string& path, std::size_t n) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Never blocks on a FIFO or reads a device: anything but a regular file sniffs as "".
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return {};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return {};
+  }
   std::string out(n, '\0');
   std::size_t have = 0;
   while (have < n) {

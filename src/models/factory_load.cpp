@@ -1,9 +1,11 @@
 // Loading a checkpoint file into a freshly built retrieval model.
-#include <filesystem>
+#include <cstdint>
+#include <limits>
 
 #include "blip/error.h"
 #include "blip/io/checkpoint.h"
 #include "blip/models/factory.h"
+#include "core/regular_file.h"
 
 namespace blip::models {
 
@@ -15,7 +17,7 @@ BlipRetrieval load_blip_retrieval(const RetrievalConfig& config, const std::stri
   if (is_url(path))
     fail(path, "checkpoint URLs are not downloaded by libblip; download the file "
                "(scripts/download_blip.sh) and set 'pretrained' to its local path");
-  if (!std::filesystem::is_regular_file(path)) fail(path, "checkpoint file not found");
+  files::require_regular_file(path, std::numeric_limits<std::uint64_t>::max(), "checkpoint file");
   if (options.source.empty() || options.source == "checkpoint") options.source = path;
   if (!with_momentum)
     options.ignore_prefixes.insert(options.ignore_prefixes.end(), momentum_state_prefixes().begin(),

@@ -1,18 +1,28 @@
 // Reading BLIP's configs/med_config.json (a Hugging Face BertConfig in JSON).
 #include <nlohmann/json.hpp>
 
-#include <fstream>
+#include <filesystem>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "blip/config.h"
 #include "blip/error.h"
+#include "core/regular_file.h"
 
 namespace blip {
 
 namespace {
 
 using nlohmann::json;
+
+// BLIP's med_config.json is 500 bytes; the cap only stops a wrong path from being read whole.
+constexpr std::uint64_t kMaxMedConfigBytes = files::kMiB;
+constexpr int64_t kMaxVocabSize = int64_t{1} << 22;
+constexpr int64_t kMaxWidth = 16384;
+constexpr int64_t kMaxLayers = 256;
+constexpr int64_t kMaxHeads = 256;
+constexpr int64_t kMaxPositions = 65536;
 
 // Keys Hugging Face writes into config files that do not change BLIP's text encoder.
 const std::set<std::string>& ignored_hf_keys() {
@@ -86,11 +96,12 @@ void require(bool ok, const std::string& path, const std::string& reason) {
 }  // namespace
 
 BertConfig load_med_config(const std::string& json_path) {
-  std::ifstream in(json_path, std::ios::binary);
-  if (!in) fail(json_path, "cannot open med config");
+  std::error_code ec;
+  if (!std::filesystem::exists(json_path, ec)) fail(json_path, "cannot open med config: file not found");
+  const std::string text = files::read_regular_file(json_path, kMaxMedConfigBytes, "med config file");
   json j;
   try {
-    j = json::parse(in);
+    j = json::parse(text);
   } catch (const json::exception& e) {
     fail(json_path, std::string("invalid JSON: ") + e.what());
   }
@@ -127,10 +138,21 @@ BertConfig load_med_config(const std::string& json_path) {
           "position_embedding_type '" + position_embedding_type +
               "' is not supported (BLIP uses \"absolute\")");
   require(!is_decoder, json_path, "is_decoder must be false for the retrieval text encoder");
-  require(c.vocab_size > 0 && c.hidden_size > 0 && c.num_hidden_layers > 0 &&
-              c.num_attention_heads > 0 && c.intermediate_size > 0 &&
-              c.max_position_embeddings > 0 && c.encoder_width > 0,
-          json_path, "sizes must be positive");
+  // Far above BERT-large and BLIP's text encoder (768 wide, 12 layers, 30524 tokens); a typo
+  // is refused here, naming the key, rather than failing in a huge allocation.
+  const std::pair<const char*, std::pair<int64_t, int64_t>> sizes[] = {
+      {"vocab_size", {c.vocab_size, kMaxVocabSize}},
+      {"hidden_size", {c.hidden_size, kMaxWidth}},
+      {"num_hidden_layers", {c.num_hidden_layers, kMaxLayers}},
+      {"num_attention_heads", {c.num_attention_heads, kMaxHeads}},
+      {"intermediate_size", {c.intermediate_size, 4 * kMaxWidth}},
+      {"max_position_embeddings", {c.max_position_embeddings, kMaxPositions}},
+      {"encoder_width", {c.encoder_width, kMaxWidth}},
+  };
+  for (const auto& [key, value_max] : sizes)
+    require(value_max.first >= 1 && value_max.first <= value_max.second, json_path,
+            std::string("key '") + key + "' must lie in [1, " + std::to_string(value_max.second) + "], got " +
+                std::to_string(value_max.first));
   require(c.hidden_size % c.num_attention_heads == 0, json_path,
           "hidden_size (" + std::to_string(c.hidden_size) +
               ") is not a multiple of num_attention_heads (" +

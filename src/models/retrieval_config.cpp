@@ -10,6 +10,7 @@
 
 #include "blip/config.h"
 #include "blip/error.h"
+#include "core/regular_file.h"
 
 namespace blip {
 
@@ -81,6 +82,8 @@ const std::vector<std::pair<std::string, KeySpec>>& key_list() {
       BLIP_KEY(Kind::Path, tokenizer, string_of),
       BLIP_KEY(Kind::Int, embed_dim, scalar_as<int64_t>),
       BLIP_KEY(Kind::Double, momentum, scalar_as<double>),
+      BLIP_KEY(Kind::Double, train_min_scale, scalar_as<double>),
+      BLIP_KEY(Kind::Bool, train_randaugment, scalar_as<bool>),
       BLIP_KEY(Kind::Int, vit_width, scalar_as<int64_t>),
       BLIP_KEY(Kind::Int, vit_depth, scalar_as<int64_t>),
       BLIP_KEY(Kind::Int, vit_heads, scalar_as<int64_t>),
@@ -106,17 +109,28 @@ std::string resolve_path(const std::string& p, const fs::path& base) {
   return (base / path).lexically_normal().string();
 }
 
+// Keys as the messages list them, each already quoted ("'vit_width'", "'k_tset' (override)").
 std::string join_keys(const std::vector<std::string>& keys) {
   std::string out;
-  for (const auto& k : keys) out += (out.empty() ? "'" : ", '") + k + "'";
+  for (const auto& k : keys) out += (out.empty() ? "" : ", ") + k;
   return out;
 }
 
+// The schema's keys, for the unknown-key message ("image_root, ann_root, ...").
+std::string allowed_keys() {
+  std::string out;
+  for (const auto& [key, spec] : key_list()) out += (out.empty() ? "" : ", ") + key;
+  return out;
+}
+
+// BLIP's retrieval YAMLs are under 1 KiB; the cap only stops a wrong path from being read whole.
+constexpr std::uint64_t kMaxConfigBytes = files::kMiB;
+
 YAML::Node load_yaml_root(const std::string& yaml_path) {
-  if (!fs::is_regular_file(yaml_path)) fail(yaml_path, "config file not found");
+  const std::string text = files::read_regular_file(yaml_path, kMaxConfigBytes, "config file");
   YAML::Node root;
   try {
-    root = YAML::LoadFile(yaml_path);
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     fail(yaml_path, std::string("invalid YAML: ") + e.what());
   }
@@ -150,21 +164,21 @@ RetrievalConfig load_retrieval_config(const std::string& yaml_path,
       fail(yaml_path, "config keys must be strings");
     }
     if (!specs.count(key)) {
-      unknown.push_back(key);
+      unknown.push_back("'" + key + "'");
       continue;
     }
     entries[key] = {kv.second, yaml_dir, false};
   }
   for (const auto& [key, text] : overrides) {
     if (!specs.count(key)) {
-      unknown.push_back(key + " (override)");
+      unknown.push_back("'" + key + "' (override)");
       continue;
     }
     entries[key] = {YAML::Node(text), cwd, true};
   }
   if (!unknown.empty())
     fail(yaml_path, "unknown key" + std::string(unknown.size() > 1 ? "s " : " ") +
-                        join_keys(unknown) + " (allowed: see blip::RetrievalConfig)");
+                        join_keys(unknown) + " (allowed: " + allowed_keys() + ")");
 
   RetrievalConfig c;
   c.source = yaml_path;
@@ -194,14 +208,14 @@ RetrievalConfig load_retrieval_config(const std::string& yaml_path,
   if (c.vit != "custom") {
     std::vector<std::string> stray;
     for (const char* k : {"vit_width", "vit_depth", "vit_heads", "vit_patch_size"})
-      if (entries.count(k)) stray.push_back(k);
+      if (entries.count(k)) stray.push_back("'" + std::string(k) + "'");
     if (!stray.empty())
       fail(yaml_path, "key" + std::string(stray.size() > 1 ? "s " : " ") + join_keys(stray) +
                           " only apply to vit: custom (vit is '" + c.vit + "')");
   } else {
     std::vector<std::string> missing;
     for (const char* k : {"vit_width", "vit_depth", "vit_heads"})
-      if (!entries.count(k)) missing.push_back(k);
+      if (!entries.count(k)) missing.push_back("'" + std::string(k) + "'");
     if (!missing.empty())
       fail(yaml_path, "vit: custom needs key" + std::string(missing.size() > 1 ? "s " : " ") +
                           join_keys(missing));
@@ -225,30 +239,61 @@ std::vector<ConfigEntry> retrieval_config_entries(const RetrievalConfig& config)
   return out;
 }
 
+namespace {
+
+// Upper bounds on the model's dimensions: far above BLIP's models (ViT-L is 1024 wide, 24 deep,
+// 16 heads, at 384 px), low enough that a typo such as image_size 16000 is refused at once with
+// the key's name, not after minutes of allocating a 1e6-token position embedding.
+constexpr int64_t kMaxImageSize = 4096;
+constexpr int64_t kMaxPatchTokens = 65536;  // (4096 / 16)^2
+constexpr int64_t kMaxVitWidth = 16384;
+constexpr int64_t kMaxVitDepth = 256;
+constexpr int64_t kMaxVitHeads = 256;
+constexpr int64_t kMaxEmbedDim = 16384;
+constexpr int64_t kMaxBatchSize = int64_t{1} << 20;
+constexpr int64_t kMaxQueueSize = int64_t{1} << 24;
+constexpr int64_t kMaxKTest = int64_t{1} << 31;
+
+std::string range_text(int64_t lo, int64_t hi) {
+  return "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+}
+
+}  // namespace
+
 void validate(const RetrievalConfig& c) {
   const std::string& what = c.source.empty() ? std::string("retrieval config") : c.source;
   auto require = [&](bool ok, const std::string& reason) {
     if (!ok) fail(what, reason);
   };
+  auto require_range = [&](const char* key, int64_t value, int64_t lo, int64_t hi) {
+    require(value >= lo && value <= hi,
+            std::string("key '") + key + "' must lie in " + range_text(lo, hi) + ", got " + std::to_string(value));
+  };
   require(c.vit == "base" || c.vit == "large" || c.vit == "custom",
           "key 'vit' must be base, large or custom, got '" + c.vit + "'");
   const VitConfig v = c.vit_config();
-  require(v.width > 0 && v.depth > 0 && v.heads > 0 && v.patch_size > 0,
-          "ViT width, depth, heads and patch size must be positive");
+  if (c.vit == "custom") {  // base and large have fixed, valid dimensions
+    require_range("vit_width", v.width, 1, kMaxVitWidth);
+    require_range("vit_depth", v.depth, 1, kMaxVitDepth);
+    require_range("vit_heads", v.heads, 1, kMaxVitHeads);
+    require_range("vit_patch_size", v.patch_size, 1, kMaxImageSize);
+  }
   require(v.width % v.heads == 0, "ViT width (" + std::to_string(v.width) +
                                       ") is not a multiple of its heads (" +
                                       std::to_string(v.heads) + ")");
-  require(c.image_size > 0 && c.image_size % v.patch_size == 0,
-          "key 'image_size' (" + std::to_string(c.image_size) +
-              ") must be a positive multiple of the patch size (" +
-              std::to_string(v.patch_size) + ")");
-  require(c.vit_ckpt_layer >= 0 && c.vit_ckpt_layer <= v.depth,
-          "key 'vit_ckpt_layer' must lie in [0, " + std::to_string(v.depth) + "]");
-  require(c.batch_size_train > 0, "key 'batch_size_train' must be positive");
-  require(c.batch_size_test > 0, "key 'batch_size_test' must be positive");
-  require(c.queue_size > 0, "key 'queue_size' must be positive");
-  require(c.k_test > 0, "key 'k_test' must be positive");
-  require(c.embed_dim > 0, "key 'embed_dim' must be positive");
+  require(c.image_size >= v.patch_size && c.image_size <= kMaxImageSize && c.image_size % v.patch_size == 0,
+          "key 'image_size' must be a multiple of the patch size (" + std::to_string(v.patch_size) +
+              ") in " + range_text(v.patch_size, kMaxImageSize) + ", got " + std::to_string(c.image_size));
+  require(v.num_patches() <= kMaxPatchTokens,
+          "key 'image_size' " + std::to_string(c.image_size) + " with patch size " +
+              std::to_string(v.patch_size) + " gives " + std::to_string(v.num_patches()) +
+              " patches per image, more than the limit of " + std::to_string(kMaxPatchTokens));
+  require_range("vit_ckpt_layer", c.vit_ckpt_layer, 0, v.depth);
+  require_range("batch_size_train", c.batch_size_train, 1, kMaxBatchSize);
+  require_range("batch_size_test", c.batch_size_test, 1, kMaxBatchSize);
+  require_range("queue_size", c.queue_size, 1, kMaxQueueSize);
+  require_range("k_test", c.k_test, 1, kMaxKTest);
+  require_range("embed_dim", c.embed_dim, 1, kMaxEmbedDim);
   require(c.max_epoch >= 0, "key 'max_epoch' must not be negative");
   require(c.momentum >= 0 && c.momentum <= 1, "key 'momentum' must lie in [0, 1]");
   require(c.alpha >= 0 && c.alpha <= 1, "key 'alpha' must lie in [0, 1]");

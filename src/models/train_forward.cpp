@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
+#include <limits>
 #include <string>
 
 #include "blip/error.h"
@@ -25,26 +26,6 @@ at::Tensor soft_cross_entropy(const at::Tensor& sim, const at::Tensor& targets) 
   return -at::sum(at::log_softmax(sim, 1) * targets, 1).mean();
 }
 
-// One draw per row of `weights`, as BLIP's loop of torch.multinomial(weights[b], 1) calls.
-at::Tensor draw_negatives(const at::Tensor& weights) {
-  // BLIP issue #76: NaN/Inf features (a diverged step) reach multinomial, which aborts there.
-  if (!at::isfinite(weights).all().item<bool>())
-    fail("BLIP retrieval training",
-         "the hard-negative sampling weights are not finite (the model's features became NaN or "
-         "Inf: the loss diverged; lower init_lr or train in fp32)");
-  std::vector<int64_t> picks;
-  for (int64_t b = 0; b < weights.size(0); ++b) {
-    try {
-      picks.push_back(at::multinomial(weights[b], 1).item<int64_t>());
-    } catch (const c10::Error& e) {
-      fail("BLIP retrieval training",
-           "cannot draw a hard negative for sample " + std::to_string(b) +
-               " (every sample of the batch has the same idx?): " + e.what_without_backtrace());
-    }
-  }
-  return at::tensor(picks, at::kLong);
-}
-
 void check_inputs(const BlipRetrievalImpl& model, const at::Tensor& images, const at::Tensor& ids,
                   const at::Tensor& mask, const at::Tensor& idx) {
   const std::string what = "BLIP retrieval training";
@@ -64,6 +45,35 @@ at::Tensor gather_with_grad(const TrainCollectives* c, const at::Tensor& t) {
 }
 
 }  // namespace
+
+// One draw per row of `weights`, as BLIP's loop of torch.multinomial(weights[b], 1) calls.
+// A row can underflow to all zeros when temp is small (every candidate's exp(sim / temp) is 0
+// next to the masked positive's): BLIP's multinomial then fails. Such a row is redrawn from
+// the softmax over the candidates alone (`logits` with `same` masked), which is the same
+// distribution — the masked entries carry no weight — computed without the positive.
+at::Tensor draw_hard_negatives(const at::Tensor& weights, const at::Tensor& logits, const at::Tensor& same) {
+  // BLIP issue #76: NaN/Inf features (a diverged step) reach multinomial, which aborts there.
+  if (!at::isfinite(weights).all().item<bool>())
+    fail("BLIP retrieval training",
+         "the hard-negative sampling weights are not finite (the model's features became NaN or "
+         "Inf: the loss diverged; lower init_lr or train in fp32)");
+  const at::Tensor row_sums = weights.sum(1).cpu();
+  std::vector<int64_t> picks;
+  for (int64_t b = 0; b < weights.size(0); ++b) {
+    at::Tensor row = weights[b];
+    if (row_sums[b].item<double>() <= 0)
+      row = at::softmax(logits[b].masked_fill(same[b], -std::numeric_limits<double>::infinity()), 0);
+    try {
+      picks.push_back(at::multinomial(row, 1).item<int64_t>());
+    } catch (const c10::Error& e) {
+      fail("BLIP retrieval training",
+           "cannot draw a hard negative for sample " + std::to_string(b) +
+               " (every sample of the batch has the same idx?): " + e.what_without_backtrace());
+    }
+  }
+  return at::tensor(picks, at::kLong);
+}
+
 
 TrainForward train_forward(BlipRetrievalImpl& model, const at::Tensor& images,
                            const at::Tensor& input_ids, const at::Tensor& attention_mask,
@@ -137,22 +147,22 @@ TrainForward train_forward(BlipRetrievalImpl& model, const at::Tensor& images,
                                                  r.image_embeds, image_atts);
   // Candidates for the negatives: this rank's batch, or every rank's (negative_all_rank).
   const bool all_rank = options.negative_all_rank;
+  at::Tensor logits_i2t, logits_t2i;
   {
     torch::NoGradGuard no_grad;
     const at::Tensor same = at::eq(idx, (all_rank ? idxs : idx).t());
     const at::Tensor image_feat_world = all_rank ? gather(coll, r.image_feat) : r.image_feat;
     const at::Tensor text_feat_world = all_rank ? gather(coll, r.text_feat) : r.text_feat;
-    r.weights_i2t = at::softmax(at::matmul(r.image_feat, text_feat_world.t()) / temp, 1);
-    r.weights_i2t.masked_fill_(same, 0);
-    r.weights_t2i = at::softmax(at::matmul(r.text_feat, image_feat_world.t()) / temp, 1);
-    r.weights_t2i.masked_fill_(same, 0);
+    logits_i2t = at::matmul(r.image_feat, text_feat_world.t()) / temp;
+    logits_t2i = at::matmul(r.text_feat, image_feat_world.t()) / temp;
+    r.weights_i2t = at::softmax(logits_i2t, 1).masked_fill_(same, 0);
+    r.weights_t2i = at::softmax(logits_t2i, 1).masked_fill_(same, 0);
+    if (!options.replay) {
+      r.negatives.image_for_text = draw_hard_negatives(r.weights_t2i, logits_t2i, same);  // first B draws
+      r.negatives.text_for_image = draw_hard_negatives(r.weights_i2t, logits_i2t, same);  // next B draws
+    }
   }
-  if (options.replay) {
-    r.negatives = *options.replay;
-  } else {
-    r.negatives.image_for_text = draw_negatives(r.weights_t2i);  // first B draws
-    r.negatives.text_for_image = draw_negatives(r.weights_i2t);  // next B draws
-  }
+  if (options.replay) r.negatives = *options.replay;
   const at::Tensor image_embeds_world =
       all_rank ? gather_with_grad(coll, r.image_embeds) : r.image_embeds;
   const at::Tensor enc_ids_world = all_rank ? gather(coll, enc_ids) : enc_ids;

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "blip/error.h"
+#include "text/vocab_limits.h"
 #include "sentencepiece_plugin/plugin_abi.h"
 
 namespace fs = std::filesystem;
@@ -109,7 +110,7 @@ struct SentencePieceModel::Handle {
 
 SentencePieceModel::SentencePieceModel(const std::string& model_path)
     : path_(model_path), handle_(std::make_unique<Handle>()) {
-  if (!fs::is_regular_file(model_path)) fail(model_path, "SentencePiece model file not found");
+  files::require_regular_file(model_path, kMaxVocabularyBytes, "SentencePiece model file");
   const auto& api = plugin();
   char err[kErrorSize] = {0};
   handle_->model = api.load(model_path.c_str(), err, sizeof err);

@@ -1,29 +1,19 @@
 #include "blip/text/wordpiece_tokenizer.h"
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 
 #include "blip/error.h"
 #include "core/utf8.h"
 #include "text/bert_basic_tokenizer.h"
 #include "text/caption_utf8.h"
 #include "text/special_token_split.h"
+#include "text/vocab_limits.h"
 
 namespace blip::text {
 namespace {
 
-namespace fs = std::filesystem;
-
 std::string read_vocab_file(const std::string& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) fail(path, "vocabulary file not found");
-  if (fs::is_directory(path, ec)) fail(path, "vocabulary path is a directory, not a vocab.txt file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open vocabulary file for reading");
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) fail(path, "error while reading vocabulary file");
+  std::string bytes = files::read_regular_file(path, kMaxVocabularyBytes, "vocabulary file");
   if (bytes.empty()) fail(path, "vocabulary file is empty");
   return bytes;
 }

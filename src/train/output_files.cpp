@@ -57,7 +57,7 @@ void OutputFiles::write_report(const TrainHistory& history, const RetrievalConfi
   info.title = "BLIP retrieval fine-tuning: " + fs::path(dir_).filename().string();
   info.config_path = config.source;
   info.dataset = config.dataset;
-  info.precision = eval::precision_name(o.precision);
+  info.precision = retrieval::precision_name(o.precision);
   info.device = o.device.str();
   info.world_size = world_size;
   info.elapsed_s = elapsed_s;

@@ -13,6 +13,8 @@ std::unique_ptr<data::TrainBatchLoader> TrainData::loader(std::int64_t epoch,
   sampler.set_epoch(epoch);
   image::TrainTransformConfig transform;
   transform.image_size = image_size;
+  transform.min_scale = min_scale;
+  transform.augment = randaugment;
   data::TrainLoaderOptions o;
   o.batch_size = batch_size;
   o.num_workers = num_workers;
@@ -41,6 +43,8 @@ TrainData make_train_data(const RetrievalConfig& config, const dist::DistContext
   d.rank = dist.rank();
   d.world_size = dist.world_size();
   d.image_size = config.image_size;
+  d.min_scale = config.train_min_scale;
+  d.randaugment = config.train_randaugment;
   const data::DistributedSampler sampler(d.dataset.size(), d.world_size, d.rank, true, seed);
   d.steps_per_epoch = sampler.num_samples() / d.batch_size;
   if (d.steps_per_epoch == 0)

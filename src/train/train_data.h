@@ -21,6 +21,8 @@ struct TrainData {
   int num_workers = 0;
   int rank = 0, world_size = 1;
   std::int64_t image_size = 0;
+  double min_scale = 0.5;   // RandomResizedCrop's smallest area fraction
+  bool randaugment = true;  // RandomAugment after the flip
 
   // The loader of `epoch`, starting at batch `start_batch`.
   std::unique_ptr<data::TrainBatchLoader> loader(std::int64_t epoch, std::int64_t start_batch) const;

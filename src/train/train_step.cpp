@@ -22,6 +22,14 @@ std::vector<at::Tensor> trainable(models::BlipRetrievalImpl& model) {
   return out;
 }
 
+// The columns up to the batch's longest caption: [CLS] pieces [SEP] all have mask 1, padding 0.
+retrieval::TextTensors trim_to_longest(retrieval::TextTensors t) {
+  const int64_t longest = t.attention_mask.sum(1).max().item<int64_t>();
+  t.input_ids = t.input_ids.narrow(1, 0, longest).contiguous();
+  t.attention_mask = t.attention_mask.narrow(1, 0, longest).contiguous();
+  return t;
+}
+
 GradScalerOptions scaler_options(bool enabled) {
   GradScalerOptions o;
   o.enabled = enabled;  // fp16 only: bf16 has fp32's exponent range
@@ -60,7 +68,10 @@ StepResult TrainStepper::step(const StepInputs& in) {
   if (static_cast<std::int64_t>(in.captions.size()) != in.images.size(0))
     fail("training step", std::to_string(in.captions.size()) + " captions for " +
                               std::to_string(in.images.size(0)) + " images");
-  const retrieval::TextTensors text = retrieval::tokenize_to_tensors(s.tokenizer, in.captions);
+  retrieval::TextTensors text = retrieval::tokenize_to_tensors(s.tokenizer, in.captions);
+  const bool gathers_tokens = s.options.negative_all_rank && s.dist.world_size() > 1;
+  if (s.options.trim_padding && !gathers_tokens && text.attention_mask.size(0) > 0)
+    text = trim_to_longest(std::move(text));
   models::TrainForwardOptions fo;
   fo.alpha = in.alpha;
   fo.enc_token_id = s.tokenizer.enc_id();

@@ -89,10 +89,7 @@ EvalSplits load_eval_splits(const RetrievalConfig& config) {
 
 eval::RetrievalEvalOptions eval_options(const RetrievalConfig& config, const TrainOptions& o,
                                         const std::string& label) {
-  eval::RetrievalEvalOptions e;
-  e.k_test = config.k_test;
-  e.batch_size_test = config.batch_size_test;
-  e.image_size = config.image_size;
+  eval::RetrievalEvalOptions e = eval::eval_options_from_config(config);
   e.device = o.device;
   e.precision = o.precision;
   e.num_workers = o.num_workers;

@@ -126,8 +126,7 @@ TEST(TrainDataset, MissingOrUnreadableFileNamed) {
     fs::resize_file(dir + "/retrieval_train.json", kMaxTrainAnnotationBytes + 1);
   }
   expect_error([&] { load_train_dataset(spec); },
-               {dir + "/retrieval_train.json", std::to_string(kMaxTrainAnnotationBytes + 1),
-                "more than the limit"});
+               {dir + "/retrieval_train.json", "is larger than 1024 MiB, the limit for an annotation file"});
 }
 
 TEST(TrainDataset, BadContentNamesFileEntryAndKey) {

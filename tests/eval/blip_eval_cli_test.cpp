@@ -14,9 +14,12 @@
 #include <ATen/Context.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 namespace {
 
@@ -189,14 +192,14 @@ TEST(BlipEvalCli, BadOptions) {
     expect_failure("--output-dir " + quote(dir) + " --device cuda", {"error", "--device cuda", "without CUDA"});
   expect_failure("--output-dir " + quote(dir) + " --precision fp16",
                  {"error", "fp16 needs --device cuda (use bf16 on CPU)"});
-  // Unknown flags and bad values: CLI11 names them (its own exit codes).
+  // Unknown flags and bad values: named, exit 1 as README promises (not CLI11's 104-109).
   for (const std::string bad : {"--no-scores", "--k_tset 3"}) {
     const auto u = run_command(base_args() + " --output-dir " + quote(dir) + " " + bad);
-    EXPECT_NE(u.exit_code, 0) << bad;
+    EXPECT_EQ(u.exit_code, 1) << bad;
     EXPECT_NE(u.output.find(bad.substr(0, bad.find(' '))), std::string::npos) << u.output;
   }
   const auto p = run_command(base_args() + " --output-dir " + quote(dir) + " --precision fp8");
-  EXPECT_NE(p.exit_code, 0);
+  EXPECT_EQ(p.exit_code, 1);
   EXPECT_NE(p.output.find("--precision"), std::string::npos) << p.output;
   // A launcher environment pointing at a closed port: a clear error within the timeout.
   const int port = blip::test::unused_loopback_port();
@@ -256,6 +259,122 @@ TEST(BlipEvalCli, KTestLargerThanTheSplitIsClampedAndSaidSo) {
                           "texts per image and 12 images per text"),
             std::string::npos)
       << r.output;
+}
+
+}  // namespace
+
+namespace {
+
+std::size_t line_count(const std::string& s) { return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+struct CliCase {
+  std::string args;    // @DIR@ is the test's temp dir
+  std::string needle;  // the one error line must contain it
+};
+
+std::string expand(std::string s, const std::string& dir) {
+  for (std::size_t at; (at = s.find("@DIR@")) != std::string::npos;) s.replace(at, 5, dir);
+  return s;
+}
+
+// Exit 1, one line naming the flag or file, no backtrace, and nothing evaluated: the split line
+// ("test: 12 images, ...") and the timing line come only after the model is loaded.
+void expect_fast_one_line_failure(const std::string& command, const std::string& dir, const CliCase& c) {
+  const auto r = run_command("timeout 60 " + command + " " + expand(c.args, dir));
+  EXPECT_EQ(r.exit_code, 1) << c.args << ":\n" << r.output;
+  EXPECT_NE(r.output.find(expand(c.needle, dir)), std::string::npos) << c.args << ":\n" << r.output;
+  EXPECT_EQ(line_count(r.output), 1u) << c.args << ":\n" << r.output;
+  EXPECT_EQ(r.output.find("Exception raised from"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find(" images, "), std::string::npos) << c.args << ": evaluated first:\n" << r.output;
+  EXPECT_EQ(r.output.find("evaluation"), std::string::npos) << c.args << ": evaluated first:\n" << r.output;
+}
+
+// Issue 9, items 4-7: every usage error exits 1 with one line naming the flag and the range.
+TEST(BlipEvalCli, UsageErrorTable) {
+  BLIP_REQUIRE_FIXTURES();
+  skip_without_tool();
+  const std::string dir = blip::test::temp_dir();
+  std::filesystem::create_directory(dir + "/a_dir");
+  std::ofstream(dir + "/huge_med.json") << R"({"hidden_size": 100000, "num_attention_heads": 4})";
+  const std::string out = " --output_dir @DIR@/out";
+  const std::vector<CliCase> cases = {
+      {"--seed -1" + out, "blip_eval: --seed: expected an integer in [0, 4611686018427387904], got '-1'"},
+      {"--seed 18446744073709551616" + out, "--seed: expected an integer in [0, 4611686018427387904]"},
+      {"--dist-timeout nan" + out, "--dist-timeout: expected a number in (0, 604800], got 'nan'"},
+      {"--dist-timeout inf" + out, "--dist-timeout: expected a number in (0, 604800], got 'inf'"},
+      {"--dist-timeout 1e300" + out, "--dist-timeout: expected a number in (0, 604800], got '1e300'"},
+      {"--dist-timeout 0" + out, "--dist-timeout: expected a number in (0, 604800], got '0'"},
+      {"--output_dir ''", "blip_eval: --output_dir: empty path"},
+      {"--k_test 0" + out, "--k_test: expected an integer in [1, 2147483648], got '0'"},
+      {"--batch_size -2" + out, "--batch_size: expected an integer in [1, 1048576], got '-2'"},
+      {"--workers -1" + out, "--workers: expected an integer in [0, 256], got '-1'"},
+      {"--threads 0" + out, "--threads: expected an integer in [1, 4096], got '0'"},
+      {"--max-token-memory -1" + out, "--max-token-memory: expected a number in (0, 1048576], got '-1'"},
+      {"--itm-batch 1.5" + out, "--itm-batch: expected an integer in [1, 1048576], got '1.5'"},
+      {"--split train" + out, "--split"},
+      {"--no-such-flag" + out, "--no-such-flag"},
+      {"--set no_such_key=1" + out,
+       "unknown key 'no_such_key' (override) (allowed: image_root, ann_root, dataset, pretrained, vit, "},
+      {"--set image_size=16000" + out,
+       "key 'image_size' must be a multiple of the patch size (16) in [16, 4096], got 16000"},
+      {"--set vit_width=100000" + out, "key 'vit_width' must lie in [1, 16384], got 100000"},
+      {"--vocab /dev/zero" + out, "/dev/zero: is not a regular file (a character device); expected a vocabulary file"},
+      {"--vocab @DIR@/a_dir/x.txt" + out, "@DIR@/a_dir/x.txt: vocabulary file not found"},
+      {"--set med_config=@DIR@/huge_med.json" + out, "key 'hidden_size' must lie in [1, 16384], got 100000"},
+      {"--set med_config=@DIR@/a_dir" + out, "med_config: @DIR@/a_dir: is a directory, not a med config file"},
+  };
+  for (const auto& c : cases) expect_fast_one_line_failure(base_args(), dir, c);
+  for (const auto& c : std::vector<CliCase>{
+           {"--config @DIR@/a_dir" + out, "@DIR@/a_dir: is a directory, not a config file"},
+           {"--config /dev/zero" + out, "/dev/zero: is not a regular file (a character device); expected a config file"},
+       })
+    expect_fast_one_line_failure(tool() + " --threads 1 --quiet", dir, c);
+  // The hint lists the keys, not a C++ type.
+  const auto r = run_command(base_args() + " --set no_such_key=1 --output_dir " + quote(dir + "/out"));
+  EXPECT_EQ(r.output.find("blip::"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("vit_patch_size)"), std::string::npos) << r.output;
+  const auto help = run_command(tool() + " --help");
+  EXPECT_EQ(help.exit_code, 0) << help.output;
+  EXPECT_NE(help.output.find("--save-scores"), std::string::npos) << help.output;
+}
+
+// Issue 9, item 3: an output directory that cannot be written is found before any compute.
+TEST(BlipEvalCli, UnwritableOutputDirFailsBeforeComputing) {
+  BLIP_REQUIRE_FIXTURES();
+  skip_without_tool();
+  const std::string dir = blip::test::temp_dir();
+  std::ofstream(dir + "/a_file") << "x";
+  // Below a regular file: no one can create it, root included (permission bits do not stop root).
+  expect_fast_one_line_failure(base_args() + " --save-scores", dir,
+                               {"--output_dir @DIR@/a_file/sub",
+                                "blip_eval: error: @DIR@/a_file/sub: cannot create the directory: Not a directory"});
+  expect_fast_one_line_failure(base_args(), dir,
+                               {"--output_dir @DIR@/a_file", "@DIR@/a_file: exists and is not a directory"});
+  EXPECT_EQ(read_file(dir + "/a_file"), "x");
+}
+
+// Issue 9, item 3: when a write fails after the evaluation, the metrics are printed first.
+TEST(BlipEvalCli, FailedWritesComeAfterTheMetricsTable) {
+  BLIP_REQUIRE_FIXTURES();
+  skip_without_tool();
+  const std::string out = blip::test::temp_dir() + "/out";
+  // Directories where the score file and the log go: the directory itself is writable.
+  std::filesystem::create_directories(out + "/scores_test.safetensors");
+  std::filesystem::create_directories(out + "/evaluate.txt");
+  const auto r = run_command(base_args() + " --split test --save-scores --output_dir " + quote(out));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  const auto table = r.output.find("txt_r_mean");
+  const auto score_error = r.output.find("blip_eval: error: " + out +
+                                         "/scores_test.safetensors: is not a regular file (a directory)");
+  const auto log_error = r.output.find("blip_eval: error: " + out + "/evaluate.txt");
+  ASSERT_NE(table, std::string::npos) << r.output;
+  ASSERT_NE(score_error, std::string::npos) << r.output;
+  ASSERT_NE(log_error, std::string::npos) << r.output;
+  EXPECT_LT(table, score_error) << r.output;
+  EXPECT_LT(table, log_error) << r.output;
+  // BLIP's metrics are in the table (r_mean 33.33 on this fixture's test split).
+  EXPECT_NE(r.output.find("33.33"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("Exception raised from"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -1,7 +1,15 @@
 // blip_extract as a user runs it: output file contents, and one clear error (exit 1) per bad input.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "blip/io/safetensors.h"
 #include "common/fixtures.h"
@@ -89,4 +97,118 @@ TEST(BlipExtractCli, ImageOverThePixelLimitIsRefused) {
   expect_failure("--max-pixels 100000 --image " + quote(blip_ref_dir() + "/images/v0_rgb_640x480.jpg") +
                      " --caption hi --out " + dir + "/o.safetensors",
                  {"v0_rgb_640x480.jpg", "pixels"});
+}
+
+namespace {
+
+std::size_t line_count(const std::string& s) { return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+mode_t file_type(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return 0;
+  return st.st_mode & S_IFMT;
+}
+
+struct CliCase {
+  std::string args;    // appended to the base command; @DIR@ is the test's temp dir
+  std::string needle;  // the one error line must contain it
+};
+
+std::string expand(std::string s, const std::string& dir) {
+  for (std::size_t at; (at = s.find("@DIR@")) != std::string::npos;) s.replace(at, 5, dir);
+  return s;
+}
+
+// Runs each case (under `timeout`: a blocking read would otherwise hang the test) and expects
+// exit 1, exactly one line of output, naming the flag or file, and no C++ backtrace.
+void expect_one_line_failures(const std::string& command, const std::string& dir, const std::vector<CliCase>& cases) {
+  for (const auto& c : cases) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = run_command("timeout 60 " + command + " " + expand(c.args, dir));
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_EQ(r.exit_code, 1) << c.args << ":\n" << r.output;
+    EXPECT_NE(r.output.find(expand(c.needle, dir)), std::string::npos) << c.args << ":\n" << r.output;
+    EXPECT_EQ(line_count(r.output), 1u) << c.args << ":\n" << r.output;
+    EXPECT_LT(r.output.size(), 400u) << c.args << ":\n" << r.output;  // no 309-digit numbers
+    EXPECT_EQ(r.output.find("Exception raised from"), std::string::npos) << r.output;
+    EXPECT_LT(seconds, 30) << c.args;  // refused before any real work
+  }
+}
+
+}  // namespace
+
+// Issue 9, items 4, 6, 7: usage errors and special files exit 1 with one line.
+TEST(BlipExtractCli, UsageErrorsExitOneWithOneLine) {
+  BLIP_REQUIRE_FIXTURES();
+  const auto dir = blip::test::temp_dir();
+  std::filesystem::create_directory(dir + "/a_dir");
+  ASSERT_EQ(::mkfifo((dir + "/fifo").c_str(), 0600), 0);
+  const std::string image = " --image " + quote(blip_ref_dir() + "/images/v0_rgb_640x480.jpg");
+  const std::string ok = " --caption hi --out @DIR@/o.safetensors";
+  expect_one_line_failures(
+      base_args(), dir,
+      {
+          {"--out ''" + image, "blip_extract: --out: empty path"},
+          {"--max-pixels -1" + image + ok, "--max-pixels: expected an integer in [0, 1099511627776], got '-1'"},
+          {"--max-pixels 1e3" + image + ok, "--max-pixels: expected an integer in [0, 1099511627776], got '1e3'"},
+          {"--threads 0" + ok, "--threads: expected an integer in [1, 4096], got '0'"},
+          {"--threads 1" + std::string(320, '0') + ok, "--threads: expected an integer in [1, 4096]"},
+          {"--image-batch -3" + ok, "--image-batch: expected an integer in [1, 1048576], got '-3'"},
+          {"--no-such-flag" + ok, "--no-such-flag"},
+          {"--captions-file /dev/zero --out @DIR@/o.safetensors",
+           "/dev/zero: is not a regular file (a character device); expected a captions file"},
+          {"--captions-file @DIR@/fifo --out @DIR@/o.safetensors",
+           "@DIR@/fifo: is not a regular file (a FIFO); expected a captions file"},
+          {"--captions-file @DIR@/a_dir --out @DIR@/o.safetensors", "@DIR@/a_dir: is a directory, not a captions file"},
+          {"--captions-json @DIR@/a_dir --out @DIR@/o.safetensors", "@DIR@/a_dir: is a directory, not a captions file"},
+          {"--vocab /dev/zero" + ok, "/dev/zero: is not a regular file (a character device); expected a vocabulary file"},
+          {"--vocab @DIR@/fifo" + ok, "@DIR@/fifo: is not a regular file (a FIFO); expected a vocabulary file"},
+          {"--checkpoint @DIR@/a_dir" + ok, "@DIR@/a_dir: is a directory, not a checkpoint file"},
+          {"--checkpoint /dev/zero" + ok,
+           "/dev/zero: is not a regular file (a character device); expected a checkpoint file"},
+          {"--checkpoint @DIR@/fifo" + ok, "@DIR@/fifo: is not a regular file (a FIFO); expected a checkpoint file"},
+      });
+  expect_one_line_failures(
+      tool() + " --threads 1", dir,
+      {
+          {"--config @DIR@/a_dir" + ok, "@DIR@/a_dir: is a directory, not a config file"},
+          {"--config /dev/zero" + ok, "/dev/zero: is not a regular file (a character device); expected a config file"},
+          {"--config @DIR@/none.yaml" + ok, "@DIR@/none.yaml: config file not found"},
+      });
+  EXPECT_FALSE(std::filesystem::exists(dir + "/o.safetensors"));
+  const auto help = run_command(tool() + " --help");
+  EXPECT_EQ(help.exit_code, 0) << help.output;
+  EXPECT_NE(help.output.find("--captions-file"), std::string::npos) << help.output;
+}
+
+// Issue 9, item 1: `--out /dev/null` (as root) replaced the device with a regular file.
+TEST(BlipExtractCli, OutputThatIsNotARegularFileIsLeftAlone) {
+  BLIP_REQUIRE_FIXTURES();
+  const auto dir = blip::test::temp_dir();
+  ASSERT_EQ(::mkfifo((dir + "/fifo.safetensors").c_str(), 0600), 0);
+  std::vector<CliCase> cases = {
+      {"--caption hi --out @DIR@/fifo.safetensors",
+       "@DIR@/fifo.safetensors: is not a regular file (a FIFO); refusing to replace it"},
+  };
+  const bool dev_null = file_type("/dev/null") == S_IFCHR && ::access("/dev/null", W_OK) == 0;
+  if (dev_null)
+    cases.push_back({"--caption hi --out /dev/null",
+                     "/dev/null: is not a regular file (a character device); refusing to replace it"});
+  expect_one_line_failures(base_args(), dir, cases);
+  EXPECT_EQ(file_type(dir + "/fifo.safetensors"), S_IFIFO);
+  EXPECT_EQ(file_type("/dev/null"), S_IFCHR) << "/dev/null was replaced";
+  if (!dev_null) GTEST_SKIP() << "/dev/null is not a writable character device here; the FIFO case ran";
+}
+
+// Issue 9, item 5: image_size 16000 allocated for 18 s, then exited 2 with a c10 backtrace.
+TEST(BlipExtractCli, ImageSizeAboveTheLimitIsRefusedAtOnce) {
+  BLIP_REQUIRE_FIXTURES();
+  const auto dir = blip::test::temp_dir();
+  std::ofstream(dir + "/huge.yaml") << "vit: base\nimage_size: 16000\nmed_config: " << blip_ref_dir()
+                                    << "/tiny_med_config.json\ntokenizer: " << blip_ref_dir()
+                                    << "/../bert-base-uncased-vocab.txt\n";
+  expect_one_line_failures(tool() + " --threads 1", dir,
+                           {{"--config @DIR@/huge.yaml --caption hi --out @DIR@/o.safetensors",
+                             "@DIR@/huge.yaml: key 'image_size' must be a multiple of the patch size (16) in "
+                             "[16, 4096], got 16000"}});
 }

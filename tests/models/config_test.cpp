@@ -153,7 +153,7 @@ TEST(RetrievalConfig, OverridesReplaceKeysBeforeValidation) {
 
   const std::string path = blip::test::tiny_config_path();
   expect_error([&] { blip::load_retrieval_config(path, {{"k_tset", "5"}, {"bogus", "1"}}); },
-               {path, "'k_tset (override)'", "'bogus (override)'"});
+               {path, "'k_tset' (override)", "'bogus' (override)"});
   expect_error([&] { blip::load_retrieval_config(path, {{"k_test", "many"}}); },
                {path, "'k_test' (override)", "integer", "many"});
   expect_error([&] { blip::load_retrieval_config(path, {{"image_size", "100"}}); },

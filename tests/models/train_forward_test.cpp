@@ -144,3 +144,40 @@ TEST_F(TrainStep, OneDistinctIdxCannotDrawNegatives) {
 }
 
 }  // namespace
+
+// At temp 0.001 a row's candidates can all underflow next to the masked positive: BLIP's
+// multinomial fails there. The draw takes the softmax over the candidates instead, which puts
+// (almost) all the mass on the hardest negative — the limit of BLIP's distribution.
+TEST(HardNegatives, UnderflowedRowIsDrawnFromTheCandidates) {
+  const at::Tensor sims = at::tensor({1.0, 0.2, -0.5, 0.1, 1.0, 0.3, -1.0, 0.0, 1.0}, at::kFloat).view({3, 3});
+  const at::Tensor logits = sims / 0.001;
+  const at::Tensor same = at::eye(3, at::kBool);
+  const at::Tensor weights = at::softmax(logits, 1).masked_fill(same, 0);
+  ASSERT_EQ(weights.sum(1).eq(0).sum().item<int64_t>(), 3) << "every row must underflow: " << weights;
+  at::manual_seed(0);
+  const at::Tensor picks = blip::models::draw_hard_negatives(weights, logits, same);
+  ASSERT_EQ(picks.numel(), 3);
+  EXPECT_EQ(picks[0].item<int64_t>(), 1);  // 0.2 beats -0.5 by 700 / temp units
+  EXPECT_EQ(picks[1].item<int64_t>(), 2);
+  EXPECT_EQ(picks[2].item<int64_t>(), 1);
+}
+
+TEST(HardNegatives, RegularRowsDrawFromBlipsWeights) {
+  // Rows that did not underflow keep BLIP's weights: a zero weight is never drawn.
+  const at::Tensor weights = at::tensor({0.0, 0.0, 1.0, 0.5, 0.0, 0.5}, at::kFloat).view({2, 3});
+  const at::Tensor logits = at::zeros({2, 3});
+  const at::Tensor same = at::zeros({2, 3}, at::kBool);
+  for (int seed = 0; seed < 20; ++seed) {
+    at::manual_seed(seed);
+    const at::Tensor picks = blip::models::draw_hard_negatives(weights, logits, same);
+    EXPECT_EQ(picks[0].item<int64_t>(), 2);
+    EXPECT_NE(picks[1].item<int64_t>(), 1);
+  }
+}
+
+TEST(HardNegatives, NonFiniteWeightsNameTheDivergence) {
+  const at::Tensor weights = at::tensor({0.5, NAN}, at::kFloat).view({1, 2});
+  blip::test::expect_error(
+      [&] { blip::models::draw_hard_negatives(weights, at::zeros({1, 2}), at::zeros({1, 2}, at::kBool)); },
+      {"not finite", "diverged"});
+}

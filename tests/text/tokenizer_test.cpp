@@ -2,8 +2,10 @@
 #include <gtest/gtest.h>
 
 #include "common/expect_error.h"
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -208,4 +210,34 @@ TEST(VocabFile, BadVocabulariesNameTheFile) {
     std::filesystem::permissions(locked, std::filesystem::perms::none);
     expect_error([&] { blip::text::load_tokenizer(locked); }, {locked, "cannot open"});
   }
+}
+
+// Issue 9, items 4 and 6: a device, FIFO or oversized file as the vocabulary is refused at once
+// (/dev/zero used to be read until memory ran out), naming the file and what it is.
+TEST(VocabFile, SpecialAndOversizedFilesAreRefused) {
+  const auto start = std::chrono::steady_clock::now();
+  if (std::filesystem::exists("/dev/zero")) {
+    expect_error([] { blip::text::load_tokenizer("/dev/zero"); },
+                 {"/dev/zero: is not a regular file (a character device); expected a vocabulary file"});
+    expect_error([] { WordPieceTokenizer t("/dev/zero"); }, {"/dev/zero", "is not a regular file"});
+  }
+  const std::string dir = blip::test::temp_dir();
+  const std::string fifo = dir + "/vocab_fifo.txt";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  expect_error([&] { blip::text::load_tokenizer(fifo); }, {fifo + ": is not a regular file (a FIFO)"});
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  // Just over the cap (a sparse file: no disk is used).
+  const std::string big = dir + "/big_vocab.txt";
+  std::ofstream(big) << "[UNK]\n";
+  std::filesystem::resize_file(big, (std::uintmax_t{64} << 20) + 1);
+  expect_error([&] { blip::text::load_tokenizer(big); },
+               {big + ": is larger than 64 MiB, the limit for a vocabulary file"});
+#ifdef BLIP_WITH_SENTENCEPIECE
+  expect_error([&] { blip::text::load_tokenizer(dir + "/none.model"); },
+               {dir + "/none.model: SentencePiece model file not found"});
+  expect_error([&] { blip::text::load_tokenizer(fifo + ".model"); }, {fifo + ".model", "not found"});
+  ASSERT_EQ(::mkfifo((dir + "/sp_fifo.model").c_str(), 0600), 0);
+  expect_error([&] { blip::text::load_tokenizer(dir + "/sp_fifo.model"); },
+               {dir + "/sp_fifo.model: is not a regular file (a FIFO); expected a SentencePiece model file"});
+#endif
 }

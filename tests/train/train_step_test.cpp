@@ -40,7 +40,11 @@ std::vector<std::string> keys_with(const std::map<std::string, at::Tensor>& ref,
   return out;
 }
 
-TEST(TrainStep, StepperMatchesBlipsRecordedStep) {
+// BLIP pads to max_length 35; the stepper by default cuts the batch to its longest caption (one
+// of the recorded captions fills all 35 columns, so here both must simply give BLIP's step).
+class TrainStepPadding : public ::testing::TestWithParam<bool> {};
+
+TEST_P(TrainStepPadding, StepperMatchesBlipsRecordedStep) {
   BLIP_REQUIRE_FIXTURES();
   const auto ref = load_ref();
   std::ifstream meta_file(blip::test::blip_ref_dir() + "/train_step.json");
@@ -67,7 +71,9 @@ TEST(TrainStep, StepperMatchesBlipsRecordedStep) {
   EXPECT_DOUBLE_EQ(lr, 1e-4);
   torch::optim::AdamW adamw(model->parameters(), torch::optim::AdamWOptions(lr).weight_decay(config.weight_decay));
   const blip::dist::DistContext single;
-  blip::train::TrainStepper stepper(*model, adamw, *tokenizer, blip::train::StepOptions{}, single);
+  blip::train::StepOptions options;
+  options.trim_padding = GetParam();
+  blip::train::TrainStepper stepper(*model, adamw, *tokenizer, options, single);
   const blip::models::ItmNegatives replay{ref.at("neg.image_idx"), ref.at("neg.text_idx")};
   blip::train::StepInputs in;
   in.images = ref.at("image");
@@ -95,6 +101,70 @@ TEST(TrainStep, StepperMatchesBlipsRecordedStep) {
   expect_tensor_close("after_step_rows.word_embeddings", word.index_select(0, rows),
                       ref.at("after_step_rows.text_encoder.embeddings.word_embeddings.weight"), 1e-5, 1e-5);
 }
+
+// Short captions: the trimmed step (12 columns instead of 35) gives the padded step's losses,
+// gradients and updated weights up to float summation order.
+TEST(TrainStep, TrimmedPaddingGivesThePaddedStep) {
+  BLIP_REQUIRE_FIXTURES();
+  const auto ref = load_ref();
+  blip::RetrievalConfig config = blip::load_retrieval_config(blip::test::blip_ref_dir() + "/tiny_config.yaml");
+  config.med.hidden_dropout_prob = 0.0;
+  config.med.attention_probs_dropout_prob = 0.0;
+  const auto tokenizer = blip::text::load_tokenizer(config.tokenizer);
+  const std::vector<std::string> captions = {"a dog on the grass", "two red cups on a wooden table",
+                                             "a man riding a bike", "a cat"};
+  const auto tokens = blip::retrieval::tokenize_to_tensors(*tokenizer, captions);
+  ASSERT_LE(tokens.attention_mask.sum(1).max().item<int64_t>(), 12);
+  const blip::models::ItmNegatives replay{ref.at("neg.image_idx"), ref.at("neg.text_idx")};
+  std::vector<std::map<std::string, at::Tensor>> states;
+  std::vector<blip::train::StepResult> results;
+  for (bool trim : {false, true}) {
+    auto model = blip::models::load_blip_retrieval(config, blip::test::blip_ref_dir() + "/tiny_checkpoint.pth");
+    model->train();
+    torch::optim::AdamW adamw(model->parameters(), torch::optim::AdamWOptions(1e-4).weight_decay(0.05));
+    const blip::dist::DistContext single;
+    blip::train::StepOptions options;
+    options.trim_padding = trim;
+    blip::train::TrainStepper stepper(*model, adamw, *tokenizer, options, single);
+    blip::train::StepInputs in;
+    in.images = ref.at("image");
+    in.captions = captions;
+    in.idx = ref.at("idx");
+    in.alpha = 0.4;
+    in.replay = &replay;
+    results.push_back(stepper.step(in));
+    std::map<std::string, at::Tensor> state;
+    for (const auto& e : blip::models::state_entries(*model)) state[e.name] = e.tensor.clone();
+    for (const auto& p : model->named_parameters())
+      if (p.value().grad().defined()) state["grad." + p.key()] = p.value().grad().clone();
+    states.push_back(std::move(state));
+  }
+  EXPECT_NEAR(results[1].loss_ita, results[0].loss_ita, 1e-6 * std::abs(results[0].loss_ita));
+  EXPECT_NEAR(results[1].loss_itm, results[0].loss_itm, 1e-6 * std::abs(results[0].loss_itm));
+  // An attention key bias has an exactly zero gradient (softmax ignores a shift shared by a
+  // query's scores): what it gets is rounding noise, which AdamW's first step turns into +-lr
+  // whatever its size. Its gradient is compared; its updated value is not (BERT's key.bias, and
+  // the ViT's qkv.bias, which holds the key bias in its middle third).
+  auto ends_with = [](const std::string& k, const std::string& tail) {
+    return k.size() >= tail.size() && k.compare(k.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  auto key_bias = [&](const std::string& k) { return ends_with(k, ".key.bias") || ends_with(k, ".qkv.bias"); };
+  size_t grads = 0, weights = 0;
+  for (const auto& [key, value] : states[0]) {
+    const bool grad = key.rfind("grad.", 0) == 0;
+    if (!grad && key_bias(key)) continue;
+    grads += grad;
+    weights += !grad;
+    expect_tensor_close(key, states[1].at(key), value, 1e-5, 1e-4);
+  }
+  EXPECT_GE(grads, 14u);
+  EXPECT_GE(weights, 14u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Padding, TrainStepPadding, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? std::string("Longest") : std::string("MaxLength");
+                         });
 
 TEST(TrainStep, CosineScheduleAndAlphaWarmupAreBlips) {
   // utils.cosine_lr_schedule(epoch, 6, 1e-5, 0): Python's values.

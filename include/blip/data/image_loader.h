@@ -13,6 +13,7 @@
 //     does NOT score them as -100, which would make their ranks depend on tie order.
 #pragma once
 
+#include "blip/blip_defaults.h"
 #include <ATen/core/Tensor.h>
 
 #include <condition_variable>
@@ -33,7 +34,7 @@ using ImageLoadFn = std::function<at::Tensor(const std::string& path)>;
 ImageLoadFn transform_test_loader(int image_size);
 
 struct ImageLoaderOptions {
-  std::int64_t batch_size = 64;  // BLIP's batch_size_test
+  std::int64_t batch_size = kBatchSizeTest;
   int num_workers = 4;           // 0: load in the calling thread
   int prefetch_batches = 2;      // batches loaded ahead of the consumer
   bool skip_bad_images = false;

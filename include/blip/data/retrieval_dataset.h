@@ -13,6 +13,7 @@
 // is a blip::Error that names it and gives the URL to fetch it from.
 #pragma once
 
+#include "blip/blip_defaults.h"
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -24,7 +25,7 @@ namespace blip::data {
 inline constexpr std::uint64_t kMaxAnnotationBytes = std::uint64_t{1} << 30;
 
 // BLIP's retrieval configs use max_words = 30 (the dataset constructors' default).
-inline constexpr int kRetrievalMaxWords = 30;
+inline constexpr int kRetrievalMaxWords = kCaptionMaxWords;
 
 struct RetrievalSplitSpec {
   std::string dataset = "coco";  // coco | flickr | custom

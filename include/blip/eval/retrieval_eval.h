@@ -25,6 +25,9 @@
 // k_test larger than the number of texts or images (BLIP's topk would raise) is clamped, which
 // scores every entry of that direction.
 //
+// The ITC features and the ITM scoring are those of blip/retrieval (itc_features.h,
+// itm_scorer.h); this file adds BLIP's protocol around them (top-k, both directions, ranks).
+//
 // Everything runs under c10::InferenceMode (no autograd bookkeeping); the returned tensors are
 // ordinary tensors.
 //
@@ -40,9 +43,13 @@
 // (a second ViT pass; same matrices). Reference mode always keeps every image's tokens.
 #pragma once
 
+#include "blip/blip_defaults.h"
+#include "blip/config.h"
 #include "blip/dist/distributed.h"
 #include "blip/data/image_loader.h"
 #include "blip/data/retrieval_dataset.h"
+#include "blip/retrieval/itm_scorer.h"
+#include "blip/retrieval/precision.h"
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
@@ -69,31 +76,28 @@ enum class EvalMode { Reference, Optimized };
 EvalMode parse_eval_mode(const std::string& name);
 const char* eval_mode_name(EvalMode mode);
 
-// "fp32" / "bf16" / "fp16" -> kFloat / kBFloat16 / kHalf; anything else throws blip::Error.
-at::ScalarType parse_precision(const std::string& name);
-const char* precision_name(at::ScalarType dtype);
-
-// Casts the model's floating parameters and buffers to `dtype` in place (integer buffers such as
-// BERT's position_ids are left alone, which torch::nn::Module::to(dtype) would not do).
-void cast_floating_weights(models::BlipRetrievalImpl& model, at::ScalarType dtype);
+// Precision helpers, now in blip/retrieval/precision.h; these names stay for existing callers.
+using retrieval::cast_floating_weights;
+using retrieval::parse_precision;
+using retrieval::precision_name;
 
 // Default budget for the ViT tokens kept in host memory (optimized mode): COCO's test split fits
 // in bf16 (4.13 GiB) but not in fp32 (8.25 GiB, which is then recomputed in blocks of 3,028).
 inline constexpr double kDefaultMaxTokenMemoryGiB = 5.0;
 
-// evaluation()'s text chunk (text_bs) and BLIP's tokenizer max_length.
-inline constexpr std::int64_t kEvalTextBatch = 256;
-inline constexpr int kEvalMaxTextLength = 35;
+// evaluation()'s text chunk (text_bs) and BLIP's tokenizer max_length (blip_defaults.h).
+inline constexpr std::int64_t kEvalTextBatch = kEvalTextChunk;
+inline constexpr int kEvalMaxTextLength = kTextMaxLength;
 
 struct RetrievalEvalOptions {
   EvalMode mode = EvalMode::Optimized;
-  std::int64_t k_test = 256;
-  std::int64_t batch_size_test = 64;  // images per ViT forward
+  std::int64_t k_test = kTestK;
+  std::int64_t batch_size_test = kBatchSizeTest;  // images per ViT forward
   std::int64_t text_batch = kEvalTextBatch;
   int max_length = kEvalMaxTextLength;
-  std::int64_t image_size = 384;  // for the default image loader (transform_test)
+  std::int64_t image_size = kImageSize;  // for the default image loader (transform_test)
   // Optimized mode: texts per ITM forward of one image.
-  std::int64_t itm_batch = 256;
+  std::int64_t itm_batch = retrieval::kDefaultItmBatch;
   c10::Device device = c10::Device(c10::kCPU);
   // Compute type: kFloat, kBFloat16 or kHalf (kHalf needs a CUDA device: LibTorch's CPU half
   // matmul is not usable). When the model's weights are in another type, evaluate_retrieval casts
@@ -115,6 +119,10 @@ struct RetrievalEvalOptions {
   bool show_progress = false;  // progress bars on stderr (see progress_enabled())
   std::string label;           // prefix of progress stage names, e.g. the split name
 };
+
+// The options a retrieval config sets (k_test, batch_size_test, image_size); the rest default.
+// One mapping for blip_eval and the training loop's per-epoch evaluation.
+RetrievalEvalOptions eval_options_from_config(const RetrievalConfig& config);
 
 struct RetrievalEvalTiming {
   double text_s = 0, image_s = 0, rerank_s = 0, total_s = 0;

@@ -22,4 +22,10 @@ void write_file_atomic(const std::string& path, std::string_view data);
 // regular file, unreadable, larger than max_bytes) throw blip::Error naming the path.
 std::string read_file_if_exists(const std::string& path, std::size_t max_bytes = std::size_t{1} << 30);
 
+// Creates `dir` (with its parents) when missing and checks that files can be created in it, by
+// creating and removing a probe file; run it before long work whose results go there. Throws
+// blip::Error naming `dir`: "exists and is not a directory", "cannot create the directory: ...",
+// "is not writable: ...".
+void ensure_writable_directory(const std::string& dir);
+
 }  // namespace blip::io

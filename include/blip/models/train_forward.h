@@ -61,6 +61,14 @@ struct TrainForward {
   at::Tensor itm_labels;                       // [3B]: B ones, 2B zeros
 };
 
+// BLIP's hard-negative draw: one at::multinomial(weights[b], 1) per row of `weights`
+// (softmax(logits) with the `same`-idx entries zeroed). A row that underflowed to all zeros (a
+// small temp) is drawn from softmax(logits[b]) over the entries not in `same[b]`, the same
+// distribution computed without the positive. Throws blip::Error for non-finite weights or a
+// row with no candidate.
+at::Tensor draw_hard_negatives(const at::Tensor& weights, const at::Tensor& logits,
+                               const at::Tensor& same);
+
 // One BLIP_Retrieval.forward(image, caption, alpha, idx) step on tokenised captions
 // (input_ids [B, L] with [CLS] in column 0, attention_mask [B, L]); idx [B] int64.
 // Side effects as in BLIP: temp is clamped to [0.001, 0.5], the momentum encoders are updated,

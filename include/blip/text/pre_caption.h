@@ -3,9 +3,11 @@
 
 #include <string>
 
+#include "blip/blip_defaults.h"  // kCaptionMaxWords, the retrieval datasets' limit
+
 namespace blip::text {
 
-// BLIP retrieval uses max_words = 30 (configs/retrieval_*.yaml); the Python default is 50.
+// BLIP retrieval uses max_words = kCaptionMaxWords (30); the Python default is 50.
 inline constexpr int kPreCaptionDefaultMaxWords = 50;
 
 // Returns BLIP's pre_caption(caption, max_words) for a UTF-8 caption:

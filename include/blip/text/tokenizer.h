@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "blip/blip_defaults.h"
+
 namespace blip::text {
 
 // Special-token names as BLIP/BERT spell them.
@@ -19,7 +21,7 @@ inline constexpr const char* kDecToken = "[DEC]";  // bos_token, added by init_t
 inline constexpr const char* kEncToken = "[ENC]";  // additional special token, replaces [CLS] for ITM
 
 // BLIP's retrieval text length: tokenizer(..., max_length=35).
-inline constexpr int kBlipMaxLength = 35;
+inline constexpr int kBlipMaxLength = kTextMaxLength;
 
 enum class Padding {
   MaxLength,  // padding='max_length': every row has max_length columns
