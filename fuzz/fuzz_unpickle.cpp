@@ -2,6 +2,7 @@
 // (a crash, a sanitizer report, another exception) is a bug. Values that load are pickled again
 // and must load again.
 #include "blip/error.h"
+#include "fuzz_common.h"
 #include "blip/io/pickle.h"
 
 #include <ATen/ATen.h>
@@ -26,12 +27,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   pk::Value v;
   try {
     v = pk::unpickle(data, size, "fuzz.pkl", zero_storage);
-  } catch (const blip::Error&) {
+  } catch (const blip::Error& e) {
+    blip::fuzz::expected_error(e);
     return 0;
   }
   try {
     (void)pk::to_json(v, 100000);
-  } catch (const blip::Error&) {
+  } catch (const blip::Error& e) {
+    blip::fuzz::expected_error(e);
   }
   std::vector<at::Tensor> stored;
   std::string again;
@@ -40,7 +43,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       stored.push_back(t);
       return std::to_string(stored.size() - 1);
     }, "fuzz.out");
-  } catch (const blip::Error&) {
+  } catch (const blip::Error& e) {
+    blip::fuzz::expected_error(e);
     return 0;  // e.g. a bare storage value
   }
   try {
