@@ -32,26 +32,12 @@
 #include "blip/eval/retrieval_eval.h"
 #include "blip/models/factory.h"
 #include "blip/io/atomic_write.h"
+#include "blip/retrieval/precision.h"
 #include "blip/text/tokenizer.h"
 #include "cli_common.h"
 
 namespace {
 
-c10::Device parse_device(const std::string& name, const blip::dist::DistContext& dist) {
-  try {
-    c10::Device device(name);
-    if (device.is_cuda() && !at::hasCUDA())
-      blip::fail("--device " + name, "this libtorch was built without CUDA (use --device cpu)");
-    // Like BLIP's torch.cuda.set_device(LOCAL_RANK): each rank takes its own GPU.
-    if (device.is_cuda() && !device.has_index() && dist.distributed())
-      device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(dist.local_rank()));
-    return device;
-  } catch (const blip::Error&) {
-    throw;
-  } catch (const std::exception&) {
-    blip::fail("--device " + name, "expected cpu, cuda or cuda:<n>");
-  }
-}
 
 // Runs a write of results; a failure is remembered (and reported after the metrics are printed)
 // so that a full disk or a vanished directory does not throw away the evaluation itself.
@@ -162,10 +148,11 @@ int main(int argc, char** argv) {
     // Before any compute: an unwritable output directory must not surface after hours of work.
     if (main_rank) blip::io::ensure_writable_directory(output_dir);
 
-    const c10::Device device = parse_device(device_arg, dist);
-    const at::ScalarType precision = blip::eval::parse_precision(precision_arg);
-    if (precision == at::kHalf && !device.is_cuda())
-      blip::fail("--precision fp16", "fp16 needs --device cuda (use bf16 on CPU)");
+    // Like BLIP's torch.cuda.set_device(LOCAL_RANK): each rank takes its own GPU.
+    const c10::Device device =
+        blip::retrieval::parse_device(device_arg, "--device", dist.distributed() ? dist.local_rank() : -1);
+    const at::ScalarType precision = blip::retrieval::parse_precision(precision_arg);
+    blip::retrieval::check_precision(precision, device);
     const auto tokenizer = blip::text::load_tokenizer(config.tokenizer);
     blip::models::LoadOptions load;
     load.strict = !non_strict;
@@ -175,13 +162,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "checkpoint %s:\n%s\n", report.source.c_str(), report.describe().c_str());
     // Cast once here (not per split inside evaluate_retrieval); the fp32 weights are not needed.
     model->to(device);
-    blip::eval::cast_floating_weights(*model, precision);
+    blip::retrieval::cast_floating_weights(*model, precision);
 
-    blip::eval::RetrievalEvalOptions opt;
+    blip::eval::RetrievalEvalOptions opt = blip::eval::eval_options_from_config(config);
     opt.mode = blip::eval::parse_eval_mode(mode_arg);
-    opt.k_test = config.k_test;
-    opt.batch_size_test = config.batch_size_test;
-    opt.image_size = config.image_size;
     opt.itm_batch = itm_batch;
     opt.device = device;
     opt.precision = precision;
@@ -208,7 +192,7 @@ int main(int argc, char** argv) {
                     split.annotation_file.c_str());
       opt.label = name;
       if (main_rank && !quiet)
-        std::fprintf(stderr, "%s: %s, %s\n", name.c_str(), blip::eval::precision_name(precision),
+        std::fprintf(stderr, "%s: %s, %s\n", name.c_str(), blip::retrieval::precision_name(precision),
                      blip::eval::plan_token_memory(model->spec(), split.num_images(), opt, dist)
                          .describe()
                          .c_str());

@@ -19,6 +19,7 @@
 #include "blip/models/factory.h"
 #include "blip/models/state_dict.h"
 #include "blip/text/tokenizer.h"
+#include "blip/retrieval/precision.h"
 #include "cli_common.h"
 
 namespace {
@@ -88,7 +89,7 @@ int main(int argc, char** argv) {
 
   try {
     at::set_num_threads(threads);
-    options.device = device;
+    const c10::Device target = blip::retrieval::parse_device(device, "--device");
     std::map<std::string, std::string> overrides;
     if (!checkpoint.empty()) overrides["pretrained"] = checkpoint;
     if (!vocab.empty()) overrides["tokenizer"] = vocab;
@@ -110,6 +111,7 @@ int main(int argc, char** argv) {
     auto model = blip::models::load_blip_retrieval(config, "", load, /*with_momentum=*/false, &report);
     if (!report.complete()) std::fprintf(stderr, "checkpoint %s:\n%s\n", report.source.c_str(), report.describe().c_str());
 
+    model->to(target);  // extract_features computes where the model is
     const auto out = blip::features::extract_features(*model, *tokenizer, images, captions, options);
     nlohmann::json caption_list = nlohmann::json::array();
     for (const auto& c : captions) caption_list.push_back(c.text);

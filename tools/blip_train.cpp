@@ -25,26 +25,9 @@
 #include "blip/eval/progress.h"
 #include "blip/eval/retrieval_eval.h"
 #include "blip/train/trainer.h"
+#include "blip/retrieval/precision.h"
 #include "cli_common.h"
 
-namespace {
-
-c10::Device parse_device(const std::string& name, const blip::dist::DistContext& dist) {
-  if (name != "cpu" && name.rfind("cuda", 0) != 0) blip::fail("--device " + name, "expected cpu or cuda[:n]");
-  c10::Device device(c10::kCPU);
-  try {
-    device = c10::Device(name);
-  } catch (const std::exception&) {
-    blip::fail("--device " + name, "expected cpu or cuda[:n]");
-  }
-  if (device.is_cuda() && !at::hasCUDA())
-    blip::fail("--device " + name, "this libtorch was built without CUDA (use --device cpu)");
-  if (device.is_cuda() && !device.has_index())  // torch.cuda.set_device(LOCAL_RANK)
-    device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(dist.local_rank()));
-  return device;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   blip::reexec_with_best_blas_kernels(argc, argv);  // first: OpenBLAS reads OPENBLAS_CORETYPE only at load
@@ -105,8 +88,8 @@ int main(int argc, char** argv) {
     o.resume = resume;
     o.evaluate = evaluate;
     o.seed = static_cast<std::uint64_t>(seed);
-    o.device = parse_device(device_arg, dist);
-    o.precision = blip::eval::parse_precision(precision_arg);
+    o.device = blip::retrieval::parse_device(device_arg, "--device", dist.local_rank());  // set_device(LOCAL_RANK)
+    o.precision = blip::retrieval::parse_precision(precision_arg);
     o.max_steps = max_steps;
     o.save_every = save_every;
     o.num_workers = workers;

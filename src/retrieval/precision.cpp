@@ -28,8 +28,8 @@ const char* precision_name(at::ScalarType dtype) {
 void check_precision(at::ScalarType dtype, const c10::Device& device) {
   if (dtype != at::kFloat && dtype != at::kBFloat16 && dtype != at::kHalf)
     fail(std::string("precision ") + c10::toString(dtype), "expected fp32, bf16 or fp16");
-  // Worded for the tools, whose users choose both (their tests expect this text).
-  if (dtype == at::kHalf && !device.is_cuda()) fail("precision fp16", "fp16 needs --device cuda (use bf16 on CPU)");
+  // Library text names no command-line flag.
+  if (dtype == at::kHalf && !device.is_cuda()) fail("precision fp16", "needs a CUDA device (use bf16 on the CPU)");
 }
 
 c10::Device parse_device(const std::string& name, const std::string& what, int default_cuda_index) {

@@ -13,6 +13,7 @@
 #include "blip/eval/report.h"
 #include "blip/eval/retrieval_eval.h"
 #include "blip/models/factory.h"
+#include "blip/retrieval/precision.h"
 #include "blip/text/tokenizer.h"
 #include "blip/train/report_html.h"
 #include "blip/train/schedule.h"
@@ -49,8 +50,7 @@ void check_config(const RetrievalConfig& config, const TrainOptions& o, const di
              " ranks); BLIP's queue update requires it");
   if (config.tokenizer.empty()) fail(src, "no tokenizer: set `tokenizer` in the config");
   if (o.output_dir.empty()) fail("output directory", "is empty");
-  if (o.precision == at::kHalf && !o.device.is_cuda())
-    fail("precision fp16", "needs a CUDA device (use bf16 on the CPU)");
+  retrieval::check_precision(o.precision, o.device);
   if (o.max_steps < 0) fail("max_steps", "must not be negative");
   if (o.save_every < 0) fail("save_every", "must not be negative");
 }

@@ -191,7 +191,7 @@ TEST(BlipEvalCli, BadOptions) {
   if (!at::hasCUDA())
     expect_failure("--output-dir " + quote(dir) + " --device cuda", {"error", "--device cuda", "without CUDA"});
   expect_failure("--output-dir " + quote(dir) + " --precision fp16",
-                 {"error", "fp16 needs --device cuda (use bf16 on CPU)"});
+                 {"error", "precision fp16: needs a CUDA device (use bf16 on the CPU)"});
   // Unknown flags and bad values: named, exit 1 as README promises (not CLI11's 104-109).
   for (const std::string bad : {"--no-scores", "--k_tset 3"}) {
     const auto u = run_command(base_args() + " --output-dir " + quote(dir) + " " + bad);

@@ -359,7 +359,7 @@ TEST(RetrievalEval, BadOptionsAndEmptySplit) {
     run(o, fixture().split);
     ADD_FAILURE() << "no error for fp16 on CPU";
   } catch (const blip::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("fp16 needs --device cuda (use bf16 on CPU)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("precision fp16: needs a CUDA device (use bf16 on the CPU)"), std::string::npos) << e.what();
   }
   o.precision = at::kFloat;
   o.image_block = -1;

@@ -163,6 +163,7 @@ TEST(BlipExtractCli, UsageErrorsExitOneWithOneLine) {
           {"--captions-json @DIR@/a_dir --out @DIR@/o.safetensors", "@DIR@/a_dir: is a directory, not a captions file"},
           {"--vocab /dev/zero" + ok, "/dev/zero: is not a regular file (a character device); expected a vocabulary file"},
           {"--vocab @DIR@/fifo" + ok, "@DIR@/fifo: is not a regular file (a FIFO); expected a vocabulary file"},
+          {"--device tpu" + ok, "--device tpu: not a device name (use cpu, cuda or cuda:<n>)"},
           {"--checkpoint @DIR@/a_dir" + ok, "@DIR@/a_dir: is a directory, not a checkpoint file"},
           {"--checkpoint /dev/zero" + ok,
            "/dev/zero: is not a regular file (a character device); expected a checkpoint file"},

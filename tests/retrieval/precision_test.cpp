@@ -62,7 +62,7 @@ TEST(Precision, NamesRoundTrip) {
 TEST(Precision, CheckPrecisionForDevice) {
   EXPECT_NO_THROW(check_precision(at::kFloat, at::Device(at::kCPU)));
   EXPECT_NO_THROW(check_precision(at::kBFloat16, at::Device(at::kCPU)));
-  EXPECT_NE(error_of([] { check_precision(at::kHalf, at::Device(at::kCPU)); }).find("fp16 needs --device cuda"),
+  EXPECT_NE(error_of([] { check_precision(at::kHalf, at::Device(at::kCPU)); }).find("precision fp16: needs a CUDA device"),
             std::string::npos);
   EXPECT_NE(error_of([] { check_precision(at::kDouble, at::Device(at::kCPU)); }).find("expected fp32, bf16 or fp16"),
             std::string::npos);
