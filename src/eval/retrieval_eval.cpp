@@ -425,6 +425,8 @@ RetrievalEvalResult evaluate_retrieval(models::BlipRetrievalImpl& model,
                                        const RetrievalSplit& split,
                                        const RetrievalEvalOptions& o, const DistContext& dist) {
   check_options(o);
+  retrieval::check_vocabulary_fits(tokenizer, model.text_encoder->embeddings->word_embeddings->weight.size(0),
+                                   "retrieval evaluation");
   // Outside InferenceMode: the cast replaces the parameters' data (restored on return).
   const retrieval::ScopedModelDtype model_dtype(model, o.precision);
   RetrievalEvalResult r;

@@ -46,6 +46,8 @@ io::NamedTensors extract_features(models::BlipRetrievalImpl& model, const text::
   if (image_paths.empty() && captions.empty()) fail("blip_extract", "no images and no captions given");
   if (options.image_batch < 1 || options.text_batch < 1)
     fail("extract options", "image_batch and text_batch must be positive");
+  retrieval::check_vocabulary_fits(tokenizer, model.text_encoder->embeddings->word_embeddings->weight.size(0),
+                                   "feature extraction");
   const at::Device device = model_device(model, options.device);
   const retrieval::ScopedEvalMode eval_mode(model);
   at::NoGradGuard no_grad;

@@ -14,6 +14,7 @@
 #include "blip/eval/retrieval_eval.h"
 #include "blip/models/factory.h"
 #include "blip/retrieval/precision.h"
+#include "blip/retrieval/text_tensors.h"
 #include "blip/text/tokenizer.h"
 #include "blip/train/report_html.h"
 #include "blip/train/schedule.h"
@@ -118,6 +119,7 @@ TrainResult train_retrieval(const RetrievalConfig& config, const TrainOptions& o
   check_config(config, o, dist);
   OutputFiles out(o.output_dir, dist.is_main());  // created and checked writable before compute
   const auto tokenizer = text::load_tokenizer(config.tokenizer);
+  retrieval::check_vocabulary_fits(*tokenizer, config.med.vocab_size, config.tokenizer);
   const EvalSplits splits = load_eval_splits(config);
   std::optional<TrainData> train_data;
   if (!o.evaluate) train_data = make_train_data(config, dist, o.seed, o.num_workers);
