@@ -33,6 +33,8 @@ nlohmann::json parse_annotation_list(const std::string& text, const std::string&
     root = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     fail(what, "invalid JSON at byte " + std::to_string(e.byte) + ": " + e.what());
+  } catch (const nlohmann::json::exception& e) {  // e.g. out_of_range 406: a number like 1e400
+    fail(what, std::string("invalid JSON: ") + e.what());
   }
   if (!root.is_array())
     fail(what, "expected a JSON list of " + entry_format + " entries, got a JSON " + json_type(root));

@@ -228,3 +228,13 @@ TEST(TrainDataset, FixtureCocoKarpathyTrain) {
 }
 
 }  // namespace
+
+// Found by fuzz_annotation_json: a number beyond double's range made nlohmann throw out_of_range,
+// not parse_error, and it escaped as an internal error without the file's name.
+TEST(TrainDatasetOverflow, NumberOutOfRangeIsInvalidJsonNamingTheFile) {
+  blip::test::expect_error([] { blip::data::parse_train_dataset("[1e400]", "ann.json", "/images"); },
+                           {"ann.json", "invalid JSON", "1e400"});
+  blip::test::expect_error(
+      [] { blip::data::parse_train_dataset(R"([{"image": "a.jpg", "caption": "c", "image_id": 1e999}])", "ann.json", "/images"); },
+      {"ann.json", "invalid JSON"});
+}
