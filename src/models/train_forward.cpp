@@ -74,7 +74,6 @@ at::Tensor draw_hard_negatives(const at::Tensor& weights, const at::Tensor& logi
   return at::tensor(picks, at::kLong);
 }
 
-
 TrainForward train_forward(BlipRetrievalImpl& model, const at::Tensor& images,
                            const at::Tensor& input_ids, const at::Tensor& attention_mask,
                            const at::Tensor& idx, double alpha, int64_t enc_token_id,
