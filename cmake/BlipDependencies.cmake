@@ -24,3 +24,23 @@ if(BLIP_WITH_DISTRIBUTED)
     set(BLIP_WITH_DISTRIBUTED OFF)
   endif()
 endif()
+
+# Approximate image search for large collections (src/retrieval/faiss_index.cpp). Optional: without
+# FAISS the library still builds, faiss_available() says false and exact search covers everything.
+option(BLIP_WITH_FAISS "Approximate nearest-neighbour search through FAISS (libfaiss-dev)" ON)
+if(BLIP_WITH_FAISS)
+  find_package(faiss CONFIG QUIET)
+  # Debian's static libfaiss.a declares no link dependencies of its own: it needs OpenMP (GOMP_*,
+  # omp_*) and the Fortran BLAS/LAPACK symbols (sgemm_, ssyrk_, sgesvd_, sgeqrf_). FindLAPACK
+  # finds BLAS too; at run time libblas.so.3 is the same OpenBLAS that torch uses.
+  if(faiss_FOUND)
+    find_package(OpenMP QUIET COMPONENTS CXX)
+    find_package(LAPACK QUIET)
+  endif()
+  if(NOT faiss_FOUND OR NOT OpenMP_CXX_FOUND OR NOT LAPACK_FOUND)
+    message(STATUS "FAISS, OpenMP or BLAS/LAPACK not found (apt install libfaiss-dev): building without FAISS")
+    set(BLIP_WITH_FAISS OFF)
+  else()
+    message(STATUS "FAISS ${faiss_VERSION}: approximate image search enabled")
+  endif()
+endif()

@@ -27,7 +27,13 @@ if(BLIP_WITH_OPENCV)
 endif()
 blip_area(image DEPS ${_image_deps})
 blip_area(models DEPS blipobj_core blipobj_io torch yaml-cpp nlohmann_json::nlohmann_json)
-blip_area(retrieval DEPS blipobj_models blipobj_text blipobj_io blipobj_core torch)
+blip_area(retrieval DEPS blipobj_models blipobj_data blipobj_dist blipobj_image blipobj_text blipobj_io blipobj_core torch)
+if(TARGET blipobj_retrieval AND BLIP_WITH_FAISS)
+  # PRIVATE: no public header includes FAISS's, so dependents get only the link (LINK_ONLY), not
+  # FAISS's include path or -fopenmp.
+  target_link_libraries(blipobj_retrieval PRIVATE faiss OpenMP::OpenMP_CXX LAPACK::LAPACK)
+  target_compile_definitions(blipobj_retrieval PRIVATE BLIP_WITH_FAISS=1)
+endif()
 blip_area(dist DEPS blipobj_core torch Threads::Threads)
 blip_area(data DEPS blipobj_text blipobj_image blipobj_io blipobj_core torch nlohmann_json::nlohmann_json Threads::Threads)
 blip_area(features DEPS blipobj_retrieval blipobj_models blipobj_text blipobj_image blipobj_io blipobj_core torch nlohmann_json::nlohmann_json)
@@ -72,6 +78,10 @@ if(BLIP_WITH_DISTRIBUTED)
   target_compile_definitions(blip PUBLIC BLIP_WITH_DISTRIBUTED=1)
 endif()
 target_link_libraries(blip PUBLIC ${_pub})
+if(BLIP_WITH_FAISS AND TARGET blipobj_retrieval)
+  # libblip.a holds faiss_index.o, so whatever links libblip links these too (blipConfig finds them).
+  target_link_libraries(blip PRIVATE faiss OpenMP::OpenMP_CXX LAPACK::LAPACK)
+endif()
 
 # SentencePiece lives in a plugin loaded at run time into its own link-map namespace (see
 # src/sentencepiece_plugin/plugin_abi.h): Debian's libsentencepiece and libtorch's libprotobuf

@@ -16,6 +16,7 @@ PKGS=(
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev
   libicu-dev            # Unicode case mapping, categories and NFD for the tokenizer
+  libfaiss-dev          # optional: approximate image search (FaissIndex); without it exact search only
   python3-torch         # optional: tests that Python's torch.load reads our .pth
   chromium              # tests: headless rendering of the training report (report.html)
 )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the dependencies, builds libblip with its tools, tests and benchmarks, runs every test,
-# and checks that an installed libblip works from another CMake project (find_package(blip)).
+# and checks that an installed libblip works from other CMake projects (find_package(blip)): the
+# minimal consumer, and examples/image_search run on the fixtures' tiny model.
 # Usage: scripts/test.sh            (BUILD_DIR=build by default; BLIP_FIXTURES_DIR to point at fixtures)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,3 +31,31 @@ cmake -S examples/find_package -B "$prefix/consumer" -G Ninja -DCMAKE_BUILD_TYPE
 cmake --build "$prefix/consumer" -j "$JOBS" >/dev/null
 "$prefix/consumer/blip_consumer"
 echo "find_package(blip) consumer: 1 passed, 0 failed"
+
+# A real client against the same prefix: examples/image_search indexes the fixture images with the
+# tiny fixture model and searches them by text (Retriever::load, build_index, search with an ITM
+# rerank, match). Always built; run only where the fixtures are.
+cmake -S examples/image_search -B "$prefix/image_search" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$prefix/install" >/dev/null
+cmake --build "$prefix/image_search" -j "$JOBS" >/dev/null
+fixtures=${BLIP_FIXTURES_DIR:-../shared/fixtures}
+if [ -f "$fixtures/blip_ref/tiny_config.yaml" ] && [ -f "$fixtures/bert-base-uncased-vocab.txt" ]; then
+  if ! out=$("$prefix/image_search/image_search" --config "$fixtures/blip_ref/tiny_config.yaml" \
+      --images "$fixtures/blip_ref/images" --query "a dog running on the beach" --top-k 3 --rerank 2); then
+    echo "image_search example: 0 passed, 1 failed (non-zero exit)"
+    exit 1
+  fi
+  echo "$out"
+  # A table headed "rank score itc itm path" with exactly 3 ranked rows, the first reranked (an
+  # itm value, not "-"), and the top hit's ITM probability.
+  rows=$(grep -cE '^ *[0-9]+ +-?[0-9.]+ ' <<<"$out" || true)
+  if grep -qE '^rank +score +itc +itm +path$' <<<"$out" && [ "$rows" -eq 3 ] &&
+      grep -qE '^ *1( +-?[0-9]+\.[0-9]+){3} ' <<<"$out" && grep -q 'ITM match probability' <<<"$out"; then
+    echo "image_search example: 1 passed, 0 failed"
+  else
+    echo "image_search example: 0 passed, 1 failed (no ranked, reranked table in its output)"
+    exit 1
+  fi
+else
+  echo "image_search example: built, not run (no fixtures at '$fixtures'; set BLIP_FIXTURES_DIR)"
+fi
