@@ -1,7 +1,9 @@
-// A plain main() for the fuzz targets, for builds without libFuzzer: runs LLVMFuzzerTestOneInput
-// once on every file named on the command line (folders: every regular file below them, in name
-// order), so the seed corpora and crash reproducers in fuzz/corpus run as regression tests with
-// any compiler. A bug shows as a crash or an abort; blip::Errors are the targets' business.
+// A plain main() for the fuzz targets, for builds without libFuzzer: `fuzz_replay <target> <input
+// file or folder>...` runs the target's entry point (LLVMFuzzerTestOneInput, renamed
+// <target>_one_input at compile time so that all targets share this one binary) once on every file
+// named (folders: every regular file below them, in name order), so the seed corpora and crash
+// reproducers in fuzz/corpus run as regression tests with any compiler. A bug shows as a crash or
+// an abort; blip::Errors are the targets' business.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -11,12 +13,38 @@
 #include <string>
 #include <vector>
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
+#define X(name) extern "C" int name##_one_input(const std::uint8_t* data, std::size_t size);
+BLIP_REPLAY_TARGETS
+#undef X
+
+namespace {
+
+struct Target {
+  const char* name;
+  int (*one_input)(const std::uint8_t* data, std::size_t size);
+};
+
+const Target kTargets[] = {
+#define X(name) {#name, name##_one_input},
+    BLIP_REPLAY_TARGETS
+#undef X
+};
+
+}  // namespace
 
 int main(int argc, char** argv) {
   namespace fs = std::filesystem;
+  const Target* target = nullptr;
+  for (const auto& t : kTargets)
+    if (argc > 1 && std::string(argv[1]) == t.name) target = &t;
+  if (target == nullptr) {
+    std::string names;
+    for (const auto& t : kTargets) names += std::string(names.empty() ? "" : ", ") + t.name;
+    std::fprintf(stderr, "usage: %s <target> <input file or folder>...; targets: %s\n", argv[0], names.c_str());
+    return 1;
+  }
   std::vector<fs::path> files;
-  for (int i = 1; i < argc; ++i) {
+  for (int i = 2; i < argc; ++i) {
     const fs::path arg(argv[i]);
     if (fs::is_directory(arg)) {
       for (const auto& e : fs::recursive_directory_iterator(arg))
@@ -41,7 +69,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::fprintf(stderr, "running %s (%zu bytes)\n", path.c_str(), bytes.size());
-    LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+    target->one_input(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
   }
   std::printf("%zu inputs ran\n", files.size());
   return 0;
