@@ -30,7 +30,7 @@ at::Tensor clustered_unit_rows(int64_t rows, int64_t dim, int64_t clusters, uint
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   const at::Tensor centers = at::randn({clusters, dim}, gen);
   const at::Tensor which = at::randint(clusters, {rows}, gen);
-  const at::Tensor x = centers.index_select(0, which) + 0.35 * at::randn({rows, dim}, gen);
+  const at::Tensor x = centers.index_select(0, which) + 1.5 * at::randn({rows, dim}, gen);
   return x / x.norm(2, 1, true);
 }
 

@@ -167,6 +167,19 @@ TEST(SearchCli, ImageQueriesRankCaptionsAndSimilarImages) {
     EXPECT_NEAR(hits[k]["score"].get<float>(), (itm[q][top4[k]] + sims[q][top4[k]]).item<float>(), kScoreTolerance);
   }
 
+  // --html: a page (rendered in Chromium by ResultsPageChromium.*) that shows every hit.
+  const auto page = run_command(tool("blip_search") + " --threads 1 --quiet --config " + config() + " --index " +
+                                quote(dir + "/index.safetensors") + " --query " + quote(kCaptions[0]) +
+                                " --top-k 3 --html " + quote(dir + "/page/results.html"));
+  ASSERT_EQ(page.exit_code, 0) << page.output;
+  std::ifstream html_in(dir + "/page/results.html");
+  const std::string html((std::istreambuf_iterator<char>(html_in)), std::istreambuf_iterator<char>());
+  for (std::size_t k = 0; k < images.size(); ++k) {
+    const bool shown = html.find(fs::path(images[k]).filename().string()) != std::string::npos;
+    const bool in_table = page.output.find(images[k]) != std::string::npos;
+    EXPECT_EQ(shown, in_table) << images[k];
+  }
+
   // Without captions: the index's images by ITC image-image similarity; the image itself first.
   const auto same = run_command(tool("blip_search") + " --threads 1 --json --config " + config() + " --index " +
                                 quote(dir + "/index.safetensors") + " --image " + quote(images[q]) + " --top-k 3");
