@@ -3,8 +3,10 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <map>
 
 #include "blip/data/image_loader.h"
 #include "blip/dist/distributed.h"
@@ -56,8 +58,9 @@ EmbeddedImages embed_local(models::BlipRetrievalImpl& model, const std::vector<s
       out.tokens = at::zeros({n, all_tokens.size(1), all_tokens.size(2)}, at::kHalf);
       out.tokens.index_copy_(0, index, all_tokens);
     }
-  } else {
+  } else {  // nothing embedded: zero rows of the right widths (a rank's share may be all bad)
     out.embeddings = at::zeros({n, model.spec().embed_dim}, at::kFloat);
+    if (o.keep_tokens) out.tokens = at::zeros({n, model.spec().vit.num_patches() + 1, model.spec().vit.width}, at::kHalf);
   }
   for (const std::int64_t r : rows) out.ok[static_cast<std::size_t>(r)] = 1;
   return out;
@@ -83,7 +86,8 @@ EmbeddedImages embed_image_files(models::BlipRetrievalImpl& model, const std::ve
                                  const EmbedImagesOptions& o) {
   if (o.image_size < 1) fail("image_size", "must be positive to embed images, got " + std::to_string(o.image_size));
   const int world = o.dist ? o.dist->world_size() : 1;
-  if (world <= 1) return embed_local(model, paths, o);
+  // Every rank holds the same list, so all take this early return together (no collective).
+  if (world <= 1 || paths.empty()) return embed_local(model, paths, o);
 
   // Rank r takes rows r, r + W, ...; the gather returns them rank by rank, so row i of the whole
   // list is row i / W of rank i % W's share.
@@ -111,13 +115,32 @@ EmbeddedImages embed_image_files(models::BlipRetrievalImpl& model, const std::ve
   if (o.keep_tokens) out.tokens = tokens_all.index_select(0, gather_rows);
   const at::Tensor ok = ok_all.index_select(0, gather_rows).contiguous();
   out.ok.assign(ok.data_ptr<int>(), ok.data_ptr<int>() + ok.numel());
-  // Reasons stay with the rank that met them; the others record the path.
+  // Every rank's failure reasons, gathered as text: "<row in the whole list>\t<reason>\n" each.
+  std::string mine_text = "\n";  // never empty: the gather then never moves zero bytes
+  for (const auto& f : local.failed) {
+    std::string reason = f.reason;
+    std::replace(reason.begin(), reason.end(), '\n', ' ');
+    mine_text += std::to_string(f.row * world + rank) + "\t" + reason + "\n";
+  }
+  const at::Tensor text_local = at::from_blob(mine_text.data(), {static_cast<std::int64_t>(mine_text.size())}, at::kByte);
+  const at::Tensor text_all = o.dist->all_gather(text_local.to(o.device)).to(at::kCPU).contiguous();
+  const std::string all_text(reinterpret_cast<const char*>(text_all.data_ptr<std::uint8_t>()),
+                             static_cast<std::size_t>(text_all.numel()));
+  std::map<std::int64_t, std::string> reasons;
+  for (std::size_t start = 0; start < all_text.size();) {
+    const std::size_t tab = all_text.find('\t', start), end = all_text.find('\n', start);
+    if (tab > end) {  // an empty line
+      start = end + 1;
+      continue;
+    }
+    reasons[std::stoll(all_text.substr(start, tab - start))] = all_text.substr(tab + 1, end - tab - 1);
+    start = end + 1;
+  }
   for (std::size_t i = 0; i < paths.size(); ++i) {
     if (out.ok[i]) continue;
-    std::string reason = "could not be embedded (reported by rank " + std::to_string(i % world) + ")";
-    for (const auto& f : local.failed)
-      if (static_cast<std::size_t>(f.row) * world + rank == i) reason = f.reason;
-    out.failed.push_back({static_cast<std::int64_t>(i), paths[i], reason});
+    const auto it = reasons.find(static_cast<std::int64_t>(i));
+    out.failed.push_back({static_cast<std::int64_t>(i), paths[i],
+                          it != reasons.end() ? it->second : paths[i] + ": could not be embedded"});
   }
   return out;
 }

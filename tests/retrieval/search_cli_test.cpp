@@ -19,6 +19,7 @@
 #include "blip/retrieval/image_index.h"
 #include "common/fixtures.h"
 #include "common/run_command.h"
+#include "common/worker_process.h"
 
 namespace fs = std::filesystem;
 using blip::test::blip_ref_dir;
@@ -300,4 +301,38 @@ TEST(SearchCli, BadInputsGiveOneLineAndExit1) {
                "--rerank");
   expect_error(run_command(search + " --index " + quote(out) + " --query dog --top-k 0"), "--top-k");
   expect_error(run_command(search + " --index " + quote(out)), "give --query");
+}
+
+TEST(SearchCli, IndexShardedOverTwoRanksLikeTorchrun) {
+  BLIP_REQUIRE_FIXTURES();
+  const std::string dir = blip::test::temp_dir();
+  copy_images(dir + "/images");
+  std::ofstream(dir + "/images/v0z_broken.png") << "not a PNG";  // row 1 of the sorted list: rank 1 meets it
+  ASSERT_EQ(index_images(dir + "/images", dir + "/alone.safetensors", "--store-tokens").exit_code, 0);
+  const int port = blip::test::unused_loopback_port();
+  const auto env = [&](int rank) {
+    return "RANK=" + std::to_string(rank) + " LOCAL_RANK=" + std::to_string(rank) +
+           " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " timeout 120 ";
+  };
+  const std::string cmd = tool("blip_index") + " --threads 1 --quiet --dist-timeout 30 --store-tokens --config " +
+                          config() + " --images " + quote(dir + "/images") + " --out " +
+                          quote(dir + "/sharded.safetensors");
+  // The whole line in a subshell, so that rank 0's stderr is captured too.
+  const auto r = run_command("( ( " + env(1) + cmd + " > " + quote(dir + "/rank1.log") + " 2>&1; echo $? > " +
+                             quote(dir + "/rank1.rc") + " ) & " + env(0) + cmd + "; rc=$?; wait; exit $rc )");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream rc_in(dir + "/rank1.rc");
+  std::string rc;
+  std::getline(rc_in, rc);
+  EXPECT_EQ(rc, "0");
+  // Rank 0 reports the bad image with its reason, whichever rank met it.
+  EXPECT_NE(r.output.find("v0z_broken.png: not an image"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("1 skipped"), std::string::npos) << r.output;
+  const auto alone = blip::retrieval::load_image_index(dir + "/alone.safetensors");
+  const auto sharded = blip::retrieval::load_image_index(dir + "/sharded.safetensors");
+  ASSERT_EQ(sharded.size(), alone.size());
+  for (std::int64_t i = 0; i < alone.size(); ++i) EXPECT_EQ(sharded.files[i].path, alone.files[i].path);
+  EXPECT_LE((sharded.embeddings - alone.embeddings).abs().max().item<float>(), 1e-6f);
+  ASSERT_TRUE(sharded.has_tokens());
+  EXPECT_LE((sharded.tokens.to(at::kFloat) - alone.tokens.to(at::kFloat)).abs().max().item<float>(), 1e-2f);
 }
