@@ -23,7 +23,7 @@ OUT=$DEMO/output
 
 bash scripts/install_deps.sh
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD_DIR" -j "$(nproc)" --target blip_demo_data blip_train blip_eval
+cmake --build "$BUILD_DIR" -j "$(nproc)" --target blip_demo_data blip_train blip_eval blip_index blip_search
 
 # Start from nothing: a checkpoint_last.pth left by an earlier run would be resumed.
 rm -rf "$DEMO"
@@ -50,5 +50,12 @@ echo "== evaluation of $OUT/checkpoint_best.pth on the test split"
 "$BUILD_DIR/tools/blip_eval" --config "$CONFIG" --checkpoint "$OUT/checkpoint_best.pth" --split test \
   --output_dir "$OUT" --threads "$THREADS" --quiet
 t3=$(date +%s)
+
+echo "== search: the test images indexed, then searched by text with the ITM rerank ($DEMO/search.html)"
+"$BUILD_DIR/tools/blip_index" --config "$CONFIG" --checkpoint "$OUT/checkpoint_best.pth" \
+  --images "$DEMO/data/images/test" --out "$DEMO/test_index.safetensors" --threads "$THREADS" --quiet
+"$BUILD_DIR/tools/blip_search" --config "$CONFIG" --checkpoint "$OUT/checkpoint_best.pth" \
+  --index "$DEMO/test_index.safetensors" --query "three big purple squares on a grey background" \
+  --top-k 5 --rerank 20 --html "$DEMO/search.html" --threads "$THREADS"
 echo "demo: data and tokenizer $((t1 - t0)) s, training $((t2 - t1)) s, evaluation $((t3 - t2)) s" \
   "(training + evaluation $((t3 - t1)) s on $THREADS threads)"

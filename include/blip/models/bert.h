@@ -76,6 +76,12 @@ class BertSelfAttentionImpl : public torch::nn::Module {
   at::Tensor split_heads(const at::Tensor& x) const;  // [B, L, H] -> [B, heads, L, head_dim]
   at::Tensor attend(const at::Tensor& hidden, const at::Tensor& k, const at::Tensor& v,
                     const at::Tensor& mask);
+  // attend() for K/V of batch 1 shared by a batch of queries (see bert_attention.cpp).
+  at::Tensor attend_shared_kv(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                              const at::Tensor& mask) const;
+  // Query rows (texts x tokens) per block of the shared-K/V attention: a block's scores for all
+  // heads (12 x 256 x 577 floats, 7 MB) stay in cache from the product through the softmax.
+  static constexpr int64_t kSharedKvRowBlock = 256;
   int64_t heads_;
   int64_t head_dim_;
 };
