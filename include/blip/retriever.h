@@ -28,6 +28,7 @@
 #pragma once
 
 #include "blip/blip_defaults.h"
+#include "blip/image/image_u8.h"
 #include "blip/retrieval/image_index.h"
 #include "blip/retrieval/search_results.h"
 
@@ -131,6 +132,9 @@ class Retriever {
 
   // Normalized ITC embeddings [paths.size(), embed_dim]; throws naming the first bad image.
   Embeddings encode_images(const std::vector<std::string>& paths) const;
+  // The same for images already decoded to 8-bit RGB (e.g. from a camera, or a cv::Mat through
+  // blip/retriever_opencv.h): BLIP's bicubic resize and normalization, then the ViT.
+  Embeddings encode_decoded_images(const std::vector<image::ImageU8>& images) const;
   // Normalized ITC embeddings [texts.size(), embed_dim] of pre_caption(text, 30) tokenized to 35.
   Embeddings encode_texts(const std::vector<std::string>& texts) const;
 

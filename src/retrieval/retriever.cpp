@@ -8,6 +8,7 @@
 
 #include "blip/blip_defaults.h"
 #include "blip/error.h"
+#include "blip/image/resize.h"
 #include "blip/image/transform.h"
 #include "blip/models/factory.h"
 #include "blip/models/state_dict.h"
@@ -134,6 +135,17 @@ at::Tensor Retriever::encode_images_tensor(const std::vector<std::string>& paths
   c10::NoGradGuard no_grad;
   if (paths.empty()) return at::zeros({0, embed_dim()}, at::kFloat);
   return impl_->image_features(impl_->image_tokens_of_files(paths));
+}
+
+Embeddings Retriever::encode_decoded_images(const std::vector<image::ImageU8>& images) const {
+  std::vector<at::Tensor> pixels;
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    if (images[i].empty() || images[i].pixels.size() != static_cast<std::size_t>(images[i].width) * images[i].height * 3)
+      fail("decoded image " + std::to_string(i + 1), "is empty or its pixel buffer does not match width x height x 3");
+    pixels.push_back(image::to_normalized_tensor(image::resize_bicubic(images[i], image_size(), image_size())));
+  }
+  if (pixels.empty()) return to_embeddings(at::zeros({0, embed_dim()}, at::kFloat));
+  return to_embeddings(encode_pixels(at::stack(pixels)));
 }
 
 Embeddings Retriever::encode_texts(const std::vector<std::string>& texts) const {

@@ -175,3 +175,22 @@ TEST(Retriever, BadOptionsAndInputsNameTheProblem) {
   const auto index = r.build_index({fixture_images()[0]});
   blip::test::expect_error([&] { (void)r.search("a dog", index, 0); }, {"k"});
 }
+
+#ifdef BLIP_WITH_OPENCV
+#include <opencv2/imgcodecs.hpp>
+
+#include "blip/retriever_opencv.h"
+
+TEST(Retriever, CvMatImagesEmbedAsTheirFiles) {
+  BLIP_REQUIRE_FIXTURES();
+  const blip::Retriever r = blip::Retriever::load(config_path());
+  // Files whose decode OpenCV and PIL agree on (RGB JPEG/PNG without alpha).
+  const std::vector<std::string> paths{fixture_images()[0], fixture_images()[1]};
+  std::vector<cv::Mat> mats;
+  for (const auto& p : paths) mats.push_back(cv::imread(p, cv::IMREAD_COLOR));
+  const auto from_files = as_tensor(r.encode_images(paths));
+  const auto from_mats = as_tensor(blip::encode_mats(r, mats));
+  EXPECT_LE((from_files - from_mats).abs().max().item<float>(), kTolerance);
+  blip::test::expect_error([&] { (void)blip::encode_mats(r, {cv::Mat()}); }, {"image 1", "empty"});
+}
+#endif
