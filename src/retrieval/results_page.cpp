@@ -1,5 +1,7 @@
 #include "blip/retrieval/results_page.h"
 
+#include "core/html_escape.h"
+
 #include "blip/error.h"
 #include "blip/io/atomic_write.h"
 
@@ -100,9 +102,9 @@ const char* kScript = R"(
 
 void write_thumbnail(std::ostringstream& out, const std::string& path, const std::string& page_dir,
                      const char* css_class) {
-  const std::string ref = html_escape(image_reference(path, page_dir));
+  const std::string ref = html::escape(image_reference(path, page_dir));
   out << "<a href=\"" << ref << "\"><img class=\"" << css_class << "\" src=\"" << ref << "\" alt=\""
-      << html_escape(file_name_of(path)) << "\" title=\"" << html_escape(path) << "\"></a>";
+      << html::escape(file_name_of(path)) << "\" title=\"" << html::escape(path) << "\"></a>";
 }
 
 void write_card(std::ostringstream& out, const SearchHit& hit, ResultKind kind,
@@ -110,10 +112,10 @@ void write_card(std::ostringstream& out, const SearchHit& hit, ResultKind kind,
   out << "<div class=\"card\">";
   if (kind == ResultKind::kImage) {
     write_thumbnail(out, hit.label, page_dir, "thumb");
-    out << "<div class=\"label\" title=\"" << html_escape(hit.label) << "\">"
-        << html_escape(file_name_of(hit.label)) << "</div>";
+    out << "<div class=\"label\" title=\"" << html::escape(hit.label) << "\">"
+        << html::escape(file_name_of(hit.label)) << "</div>";
   } else {
-    out << "<p class=\"caption\">" << html_escape(hit.label) << "</p>";
+    out << "<p class=\"caption\">" << html::escape(hit.label) << "</p>";
   }
   out << "<table class=\"scores\"><tr><td class=\"rank\">#" << hit.rank << "</td><td>score "
       << format_score(hit.score) << "</td></tr><tr><td>itc</td><td>" << format_score(hit.itc)
@@ -125,12 +127,12 @@ void write_query(std::ostringstream& out, const QueryResults& q, std::size_t num
                  const std::string& page_dir) {
   out << "<section class=\"query\">\n<h2>Query " << number << ": ";
   if (q.image_query) {
-    out << "image <span title=\"" << html_escape(q.query) << "\">" << html_escape(q.query)
+    out << "image <span title=\"" << html::escape(q.query) << "\">" << html::escape(q.query)
         << "</span></h2>\n";
     write_thumbnail(out, q.query, page_dir, "query-thumb");
     out << '\n';
   } else {
-    out << "&ldquo;" << html_escape(q.query) << "&rdquo;</h2>\n";
+    out << "&ldquo;" << html::escape(q.query) << "&rdquo;</h2>\n";
   }
   const bool images = q.kind == ResultKind::kImage;
   out << "<p class=\"meta\">" << q.hits.size() << ' '
@@ -141,22 +143,6 @@ void write_query(std::ostringstream& out, const QueryResults& q, std::size_t num
 }
 
 }  // namespace
-
-std::string html_escape(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 std::string image_reference(const std::string& image_path, const std::string& page_dir) {
   if (image_path.empty()) return "";
@@ -182,13 +168,13 @@ std::string render_results_page(const std::vector<QueryResults>& results, const 
   std::ostringstream out;
   out << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
       << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>"
-      << html_escape(options.title) << "</title>\n<style>\n:root{--thumb:" << thumb
+      << html::escape(options.title) << "</title>\n<style>\n:root{--thumb:" << thumb
       << "px;--qthumb:" << query_thumb << "px;--card:" << thumb + 18 << "px}" << kStyle
-      << "</style>\n</head>\n<body>\n<h1>" << html_escape(options.title) << "</h1>\n";
+      << "</style>\n</head>\n<body>\n<h1>" << html::escape(options.title) << "</h1>\n";
   if (!options.info.empty()) {
     out << "<p class=\"info\">";
     for (const auto& [key, value] : options.info)
-      out << "<span><b>" << html_escape(key) << "</b> " << html_escape(value) << "</span>";
+      out << "<span><b>" << html::escape(key) << "</b> " << html::escape(value) << "</span>";
     out << "</p>\n";
   }
   if (results.empty()) out << "<p class=\"meta\">no queries</p>\n";

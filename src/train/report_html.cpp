@@ -1,5 +1,7 @@
 #include "blip/train/report_html.h"
 
+#include "core/html_escape.h"
+
 #include "blip/error.h"
 #include "blip/io/atomic_write.h"
 
@@ -20,21 +22,7 @@ constexpr const char* kHistoryWhat = "train history";
 // ---------------------------------------------------------------------------------------------
 // Text helpers
 
-std::string escape_html(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+std::string escape_html(const std::string& s) { return html::escape(s); }
 
 std::string fmt(const char* format, double v) {
   char buf[64];

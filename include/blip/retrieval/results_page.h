@@ -42,7 +42,4 @@ void write_results_page(const std::string& html_path, const std::vector<QueryRes
 // relative): the percent-encoded path relative to `page_dir`, or file:///... when there is none.
 std::string image_reference(const std::string& image_path, const std::string& page_dir);
 
-// `text` with & < > " ' replaced by character references.
-std::string html_escape(const std::string& text);
-
 }  // namespace blip::retrieval

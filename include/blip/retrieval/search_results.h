@@ -35,7 +35,8 @@ struct QueryResults {
 // written with enough digits to read back the same float.
 std::string results_json_line(const QueryResults& results);
 
-// A fixed-width table for a terminal: rank, score, itc, itm, label.
+// A fixed-width table for a terminal: a first line naming the query ("query: ..." or "query
+// image: ..."), then one row per hit: rank, score, itc, itm ("-" when absent), label.
 std::string results_table(const QueryResults& results);
 
 }  // namespace blip::retrieval
