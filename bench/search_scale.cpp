@@ -340,7 +340,7 @@ int main(int argc, char** argv) {
         }
       }
     }
-    std::snprintf(line, sizeof line, "FAISS %s: saved in %.1f s (%s file), loaded in %.1f s; recall@10 limit %.2f "
+    std::snprintf(line, sizeof line, "FAISS %s: saved in %.1f s (%s file), loaded in %.1f s; recall@10 limit %.3f "
                   "(first setting)", kind.c_str(), save_s, mib(file_bytes).c_str(), load_s, args.min_recall);
     notes.push_back(line);
     if (args.work_dir.empty()) fs::remove_all(dir);

@@ -40,21 +40,30 @@ std::vector<std::vector<Neighbor>> exact_top_k(const at::Tensor& queries, const 
   std::vector<std::vector<Neighbor>> result(static_cast<std::size_t>(q));
   if (keep == 0 || q == 0) return result;
   const at::Tensor query = queries.to(base.device()).contiguous();
-  // Per chunk, each query keeps its top `keep` (plus every row tied with the last one kept, so
-  // that the index tie-break below sees all candidates); the merge sorts those few.
+  // Per chunk, each query keeps its top `keep` from topk; only a query with more rows tied at
+  // its last kept value than topk returned (rare: counted vectorized below) scans its row, so
+  // that the index tie-break sees all candidates and the order never depends on the chunking.
   for (std::int64_t begin = 0; begin < n; begin += chunk) {
     const std::int64_t end = std::min(n, begin + chunk);
     const at::Tensor sims = at::matmul(query, base.slice(0, begin, end).t()).to(at::kCPU).contiguous();
     const std::int64_t take = std::min(keep, end - begin);
     const auto top = sims.topk(take, /*dim=*/1, /*largest=*/true, /*sorted=*/true);
     const at::Tensor top_values = std::get<0>(top).contiguous();
+    const at::Tensor top_rows = std::get<1>(top).contiguous();
+    const at::Tensor at_least = (sims >= top_values.narrow(1, take - 1, 1)).sum(1).contiguous();
     const auto values = top_values.accessor<float, 2>();
-    const auto rows = sims.accessor<float, 2>();
+    const auto rows_of = top_rows.accessor<std::int64_t, 2>();
+    const auto counts = at_least.accessor<std::int64_t, 1>();
+    const auto all = sims.accessor<float, 2>();
     for (std::int64_t i = 0; i < q; ++i) {
-      const float threshold = values[i][take - 1];
       auto& out = result[static_cast<std::size_t>(i)];
-      for (std::int64_t j = 0; j < end - begin; ++j)
-        if (rows[i][j] >= threshold) out.push_back({begin + j, rows[i][j]});
+      if (counts[i] == take) {
+        for (std::int64_t j = 0; j < take; ++j) out.push_back({begin + rows_of[i][j], values[i][j]});
+      } else {
+        const float threshold = values[i][take - 1];
+        for (std::int64_t j = 0; j < end - begin; ++j)
+          if (all[i][j] >= threshold) out.push_back({begin + j, all[i][j]});
+      }
       sort_neighbors(out);
       if (static_cast<std::int64_t>(out.size()) > keep) out.resize(static_cast<std::size_t>(keep));
     }

@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <climits>
 #include <new>
-#include <stdexcept>
 
 #include "io/file_io.h"
 #endif
@@ -94,11 +93,16 @@ std::string describe(const faiss::Index& index) {
   return "?";
 }
 
+// Checked before any work, so that a bad setting never costs a build or a load.
+void check_options(const FaissIndexOptions& options) {
+  if (options.nprobe < 1) fail(kWhat, "nprobe must be at least 1, got " + std::to_string(options.nprobe));
+  if (options.ef_search < 1) fail(kWhat, "ef_search must be at least 1, got " + std::to_string(options.ef_search));
+  if (options.threads < 0) fail(kWhat, "threads must not be negative, got " + std::to_string(options.threads));
+}
+
 // Search-time settings are plain members of the index; set once, so that search() stays const
 // and safe to call from several threads.
 void apply_search_options(faiss::Index& index, const FaissIndexOptions& options) {
-  if (options.nprobe < 1) fail(kWhat, "nprobe must be at least 1, got " + std::to_string(options.nprobe));
-  if (options.ef_search < 1) fail(kWhat, "ef_search must be at least 1, got " + std::to_string(options.ef_search));
   if (auto* ivf = dynamic_cast<faiss::IndexIVF*>(&index))
     ivf->nprobe = std::min<std::size_t>(static_cast<std::size_t>(options.nprobe), ivf->nlist);
   if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(&index)) hnsw->hnsw.efSearch = options.ef_search;
@@ -141,6 +145,7 @@ struct FaissIndex::Impl {
 bool faiss_available() { return true; }
 
 FaissIndex FaissIndex::build(const at::Tensor& embeddings, const FaissIndexOptions& options) {
+  check_options(options);
   const at::Tensor x = host_matrix(embeddings, std::string(kWhat) + " embeddings");
   const std::int64_t rows = x.size(0), dim = x.size(1);
   if (rows < 1) fail(std::string(kWhat) + " embeddings", "no rows to index");
@@ -166,18 +171,21 @@ FaissIndex FaissIndex::build(const at::Tensor& embeddings, const FaissIndexOptio
 
 FaissIndex FaissIndex::load(const std::string& path, std::int64_t expected_rows, std::int64_t expected_dim,
                             const FaissIndexOptions& options) {
+  check_options(options);
   const io::detail::InputFile file(path);  // a missing or unreadable file fails here, by name
   IndexFileReader reader(file);
   auto impl = std::make_unique<Impl>();
   impl->threads = options.threads;
   try {
     impl->index.reset(faiss::read_index(&reader));
+  } catch (const Error&) {
+    throw;  // our reader's I/O errors already name the file
   } catch (const faiss::FaissException& e) {
     fail(path, "not a FAISS index, or truncated: " + faiss_reason(e));
   } catch (const std::bad_alloc&) {
     fail(path, "not a FAISS index, or corrupt: it claims more memory than is available");
-  } catch (const std::length_error&) {
-    fail(path, "not a FAISS index, or corrupt: it claims an impossible size");
+  } catch (const std::exception& e) {  // e.g. std::length_error from a corrupt size field
+    fail(path, std::string("not a FAISS index, or corrupt: ") + e.what());
   }
   const faiss::Index& index = *impl->index;
   if (index.metric_type != faiss::METRIC_INNER_PRODUCT)
