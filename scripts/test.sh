@@ -19,7 +19,9 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -x "$BUILD_DIR/tools/blip_convert" ]; th
   chosen=$("$BUILD_DIR/tools/blip_convert" --blas-info | sed -n 's/^openblas core: .*(OPENBLAS_CORETYPE=\([^,)]*\).*/\1/p')
   if [ -n "$chosen" ]; then export OPENBLAS_CORETYPE="$chosen"; fi
 fi
-echo "tests run with OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset, as in the tools}"
+# The tools also run with idle threads sleeping (src/core/blas_kernels.cpp, thread_env_to_set).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} OPENBLAS_THREAD_TIMEOUT=${OPENBLAS_THREAD_TIMEOUT:-4}
+echo "tests run with OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset, as in the tools}, OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" --timeout 900
 
 # The installed package must be usable by another project.

@@ -122,6 +122,10 @@ std::size_t convert(const std::string& in, const std::string& out, bool model_on
   std::printf("openblas core: %s (%s)\ncpu supports: %s\nopenblas config: %s\n",
               k.core.empty() ? "(none)" : k.core.c_str(), coretype.c_str(),
               k.cpu_best.empty() ? "(none)" : k.cpu_best.c_str(), k.config.empty() ? "(none)" : k.config.c_str());
+  for (const char* name : {"OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT"}) {
+    const char* value = std::getenv(name);
+    std::printf("%s: %s\n", name, value ? value : "(unset)");
+  }
   if (const auto warning = blip::blas_kernel_warning(k); !warning.empty()) std::printf("warning: %s\n", warning.c_str());
   std::fflush(stdout);
   std::exit(0);

@@ -10,6 +10,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace blip {
 
@@ -72,9 +74,19 @@ std::string blas_coretype_to_set(const BlasKernels& kernels, bool already_reexec
 // libblip itself never prints it.
 std::string blas_kernel_warning(const BlasKernels& kernels);
 
+// The thread-pool settings the tools run with, read (like OPENBLAS_CORETYPE) only when the
+// libraries load: torch's OpenMP threads and OpenBLAS's own threads share the cores, and both
+// spin after each parallel region by default, so on a small machine each pool's spinning steals
+// the cores the other needs (measured on 2 cores: BLIP's ITM rerank 3.6x slower, a third of the
+// time in sched_yield). OMP_WAIT_POLICY=PASSIVE and a short OPENBLAS_THREAD_TIMEOUT make idle
+// threads sleep instead. Returns the (variable, value) pairs not yet in the environment (a value
+// the user set is always kept).
+std::vector<std::pair<std::string, std::string>> thread_env_to_set();
+
 // For a program's main(), first thing (before anything starts threads or opens files it relies
-// on): when blas_coretype_to_set() says so, sets OPENBLAS_CORETYPE and kBlasReexecGuardVar and
-// replaces the process by a fresh run of the same executable with the same arguments
+// on): when blas_coretype_to_set() or thread_env_to_set() ask for a change, sets those variables
+// and kBlasReexecGuardVar and replaces the process by a fresh run of the same executable with the
+// same arguments
 // (execv("/proc/self/exe", argv): same pid, same argv[0], so launchers such as torchrun see no
 // difference). Returns only when it did not re-execute — nothing to do, or execv failed (then the
 // environment is restored and the program goes on with the kernels it has): always false.

@@ -115,19 +115,39 @@ std::string blas_kernel_warning(const BlasKernels& k) {
          " in the environment before the program starts (OpenBLAS reads it only when it is loaded)";
 }
 
+std::vector<std::pair<std::string, std::string>> thread_env_to_set() {
+  // OpenBLAS's minimum timeout (2^4 cycles of its wait loop): its workers go to sleep at once.
+  const std::pair<const char*, const char*> wanted[] = {{"OMP_WAIT_POLICY", "PASSIVE"},
+                                                        {"OPENBLAS_THREAD_TIMEOUT", "4"}};
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [name, value] : wanted)
+    if (env(name).empty()) out.emplace_back(name, value);
+  return out;
+}
+
 bool reexec_with_best_blas_kernels(int argc, char** argv) {
 #ifdef __linux__
   if (argc < 1 || argv == nullptr || argv[0] == nullptr) return false;
-  const std::string core = blas_coretype_to_set(blas_kernels(), std::getenv(kBlasReexecGuardVar) != nullptr);
-  if (core.empty()) return false;
-  if (setenv(kCoretypeVar, core.c_str(), 1) != 0 || setenv(kBlasReexecGuardVar, core.c_str(), 1) != 0) {
-    unsetenv(kCoretypeVar);
-    return false;
+  const bool reexecuted = std::getenv(kBlasReexecGuardVar) != nullptr;
+  const std::string core = blas_coretype_to_set(blas_kernels(), reexecuted);
+  const auto threads = reexecuted ? std::vector<std::pair<std::string, std::string>>{} : thread_env_to_set();
+  if (core.empty() && threads.empty()) return false;
+  std::vector<std::string> changed;
+  bool ok = setenv(kBlasReexecGuardVar, core.empty() ? "threads" : core.c_str(), 1) == 0;
+  if (!core.empty()) {
+    ok = ok && setenv(kCoretypeVar, core.c_str(), 1) == 0;
+    changed.push_back(kCoretypeVar);
   }
-  std::fflush(nullptr);  // nothing buffered may be lost or printed twice
-  execv("/proc/self/exe", argv);
-  // Still here: run on with the kernels we have, and leave the environment as it was.
-  unsetenv(kCoretypeVar);
+  for (const auto& [name, value] : threads) {
+    ok = ok && setenv(name.c_str(), value.c_str(), 1) == 0;
+    changed.push_back(name);
+  }
+  if (ok) {
+    std::fflush(nullptr);  // nothing buffered may be lost or printed twice
+    execv("/proc/self/exe", argv);
+  }
+  // Still here: run on with what we have, and leave the environment as it was.
+  for (const auto& name : changed) unsetenv(name.c_str());
   unsetenv(kBlasReexecGuardVar);
 #else
   (void)argc;

@@ -104,14 +104,49 @@ TEST(BlasKernels, WarningOnlyWhenBelowCpu) {
   EXPECT_EQ(blip::blas_kernel_warning(kernels("", avx512_cpu(), "", "")), "");
 }
 
+// Sets a variable for one test and puts the old state back.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
+    if (value) setenv(name, value, 1);
+    else unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (had_) setenv(name_.c_str(), old_.c_str(), 1);
+    else unsetenv(name_.c_str());
+  }
+
+ private:
+  std::string name_, old_;
+  bool had_ = false;
+};
+
 TEST(BlasKernels, ThisProcessHasNoOpenBlasAndNothingToDo) {
-  // test_core links no BLAS: the lookups find nothing and the re-execution is a no-op.
+  // test_core links no BLAS: the lookups find nothing; with the thread settings already in the
+  // environment the re-execution is a no-op.
+  const ScopedEnv wait("OMP_WAIT_POLICY", "ACTIVE"), timeout("OPENBLAS_THREAD_TIMEOUT", "8");
   const auto k = blip::blas_kernels();
   EXPECT_EQ(k.core, "");
   EXPECT_EQ(blip::blas_coretype_to_set(k, false), "");
+  EXPECT_TRUE(blip::thread_env_to_set().empty());
   char arg0[] = "test_core";
   char* argv[] = {arg0, nullptr};
   EXPECT_FALSE(blip::reexec_with_best_blas_kernels(1, argv));
+}
+
+TEST(BlasKernels, ThreadSettingsOnlyWhereUnset) {
+  {
+    const ScopedEnv wait("OMP_WAIT_POLICY", nullptr), timeout("OPENBLAS_THREAD_TIMEOUT", nullptr);
+    const auto set = blip::thread_env_to_set();
+    ASSERT_EQ(set.size(), 2u);
+    EXPECT_EQ(set[0], (std::pair<std::string, std::string>{"OMP_WAIT_POLICY", "PASSIVE"}));
+    EXPECT_EQ(set[1], (std::pair<std::string, std::string>{"OPENBLAS_THREAD_TIMEOUT", "4"}));
+  }
+  const ScopedEnv wait("OMP_WAIT_POLICY", "ACTIVE"), timeout("OPENBLAS_THREAD_TIMEOUT", nullptr);
+  const auto set = blip::thread_env_to_set();
+  ASSERT_EQ(set.size(), 1u);  // the user's OMP_WAIT_POLICY is kept
+  EXPECT_EQ(set[0].first, "OPENBLAS_THREAD_TIMEOUT");
 }
 
 // End to end: a tool re-executes itself with the CPU's best kernels, and respects the user's value.
@@ -179,6 +214,22 @@ TEST(BlasKernelsTool, UserCoretypeIsRespected) {
   const auto t = blas_info("OPENBLAS_CORETYPE=Haswell");
   EXPECT_EQ(t.core, "Haswell") << t.output;
   EXPECT_EQ(t.coretype, "Haswell") << t.output;
+}
+
+TEST(BlasKernelsTool, ToolsRunWithSleepingIdleThreadsUnlessTheUserSaysOtherwise) {
+  if (!tool_built()) GTEST_SKIP() << tool() << " is not built (BLIP_BUILD_TOOLS=OFF)";
+  auto r = blip::test::run_command("env -u OMP_WAIT_POLICY -u OPENBLAS_THREAD_TIMEOUT -u " +
+                                   std::string(blip::kBlasReexecGuardVar) + " " + blip::test::quote(tool()) +
+                                   " --blas-info");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("OMP_WAIT_POLICY: PASSIVE"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("OPENBLAS_THREAD_TIMEOUT: 4"), std::string::npos) << r.output;
+  r = blip::test::run_command("env -u " + std::string(blip::kBlasReexecGuardVar) +
+                              " OMP_WAIT_POLICY=ACTIVE OPENBLAS_THREAD_TIMEOUT=10 " + blip::test::quote(tool()) +
+                              " --blas-info");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("OMP_WAIT_POLICY: ACTIVE"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("OPENBLAS_THREAD_TIMEOUT: 10"), std::string::npos) << r.output;
 }
 
 TEST(BlasKernelsTool, GuardVariableTurnsReexecutionOff) {
