@@ -111,9 +111,12 @@ ImageIndex load_image_index(const std::string& path) {
   const auto* chars = reinterpret_cast<const char*>(bytes.data_ptr<std::uint8_t>());
   if (off[0] != 0 || off[n] != bytes.size(0))
     fail(path + ": tensor 'path_offsets'", "does not span 'path_bytes' (" + std::to_string(bytes.size(0)) + " bytes)");
+  // All offsets checked before any path is read: a later bad offset must not make an earlier
+  // read run past path_bytes.
+  for (std::int64_t i = 0; i < n; ++i)
+    if (off[i + 1] < off[i]) fail(path + ": tensor 'path_offsets'", "decreases at entry " + std::to_string(i + 1));
   index.files.resize(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) {
-    if (off[i + 1] < off[i]) fail(path + ": tensor 'path_offsets'", "decreases at entry " + std::to_string(i + 1));
     auto& f = index.files[static_cast<std::size_t>(i)];
     f.path.assign(chars + off[i], static_cast<std::size_t>(off[i + 1] - off[i]));
     f.size = size_of[i];

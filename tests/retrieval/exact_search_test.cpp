@@ -55,3 +55,37 @@ TEST(ExactSearch, BadInputsNameTheProblem) {
   blip::test::expect_error([&] { exact_top_k(at::randn({1, 8}), base, 0); }, {"top-k"});
   blip::test::expect_error([&] { exact_top_k(at::randn({1, 8}).to(at::kDouble), base, 1); }, {"float32"});
 }
+
+// (The index file's reader, next to the search it feeds.)
+#include "blip/io/safetensors.h"
+#include "blip/retrieval/image_index.h"
+#include "common/fixtures.h"
+
+TEST(ImageIndexFile, RoundTripsAndRefusesBadOffsetsNamingTheFile) {
+  const std::string dir = blip::test::temp_dir();
+  blip::retrieval::ImageIndex index;
+  index.fingerprint = "weights=1;image_size=64;precision=fp32;preprocessing=x";
+  index.files = {{"/a.jpg", 10, 20}, {"/b/c.png", 30, 40}};
+  index.embeddings = at::randn({2, 4});
+  blip::retrieval::save_image_index(dir + "/i.safetensors", index);
+  const auto back = blip::retrieval::load_image_index(dir + "/i.safetensors");
+  ASSERT_EQ(back.size(), 2);
+  EXPECT_EQ(back.files[1].path, "/b/c.png");
+  EXPECT_EQ(back.files[1].mtime_ns, 40);
+  EXPECT_TRUE(at::equal(back.embeddings, index.embeddings));
+
+  // Offsets that jump past the bytes and come back: refused before any path is read.
+  std::map<std::string, std::string> meta;
+  auto tensors = blip::io::load_safetensors(dir + "/i.safetensors", &meta);
+  for (auto& [name, t] : tensors)
+    if (name == "path_offsets") t = at::tensor(std::vector<std::int64_t>{0, 1000000, 14}, at::kLong);
+  blip::io::save_safetensors(dir + "/bad.safetensors", tensors, meta);
+  blip::test::expect_error([&] { blip::retrieval::load_image_index(dir + "/bad.safetensors"); },
+                           {"bad.safetensors", "path_offsets", "decreases"});
+  // A tensor missing.
+  tensors.erase(std::remove_if(tensors.begin(), tensors.end(), [](const auto& p) { return p.first == "file_size"; }),
+                tensors.end());
+  blip::io::save_safetensors(dir + "/missing.safetensors", tensors, meta);
+  blip::test::expect_error([&] { blip::retrieval::load_image_index(dir + "/missing.safetensors"); },
+                           {"missing.safetensors", "file_size", "missing"});
+}
