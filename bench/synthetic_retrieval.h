@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "blip/data/image_loader.h"
 #include "blip/data/retrieval_dataset.h"
 
 namespace blip::bench {

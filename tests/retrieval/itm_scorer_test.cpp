@@ -188,19 +188,26 @@ TEST(ItmScorer, CombinedScoresReproduceBlipEvaluation) {
   const at::Tensor pixels = blip::image::load_image_batch(paths, static_cast<int>(f.config.image_size));
   const at::Tensor tokens = image_tokens(model(), pixels, at::Device(at::kCPU), at::kFloat);
 
-  // ITC features as evaluation() computes them (text chunks of 256, and of 7 to cross chunks).
+  // ITC features as evaluation() computes them (text chunks of 256, and of 7 to cross chunks),
+  // padded as BLIP pads them and trimmed (encoded shortest first, rows back in order).
   EXPECT_LE(max_abs_diff(itc_image_feat(model(), tokens), scores_tensor("image_embeds")), kFp32Tolerance);
   const at::Tensor ids = scores_tensor("text_ids"), atts = scores_tensor("text_atts");
-  for (std::int64_t chunk : {blip::kEvalTextChunk, std::int64_t{7}}) {
-    ItcTextOptions to;
-    to.chunk = chunk;
-    std::int64_t seen = 0;
-    const at::Tensor feats = itc_text_features(model(), ids, atts, 0, ids.size(0), to, [&](std::int64_t n) { seen += n; });
-    EXPECT_EQ(seen, ids.size(0));
-    EXPECT_LE(max_abs_diff(feats, scores_tensor("text_embeds")), kFp32Tolerance) << "chunk " << chunk;
-  }
+  const at::Tensor lengths = atts.sum(1);
+  ASSERT_GT(lengths.max().item<std::int64_t>(), lengths.min().item<std::int64_t>()) << "trimming needs mixed lengths";
+  ASSERT_FALSE(at::equal(lengths, std::get<0>(lengths.sort()))) << "texts already sorted: order not tested";
+  for (bool trim : {false, true})
+    for (std::int64_t chunk : {blip::kEvalTextChunk, std::int64_t{7}}) {
+      ItcTextOptions to;
+      to.chunk = chunk;
+      to.trim_padding = trim;
+      std::int64_t seen = 0;
+      const at::Tensor feats = itc_text_features(model(), ids, atts, 0, ids.size(0), to, [&](std::int64_t n) { seen += n; });
+      EXPECT_EQ(seen, ids.size(0));
+      EXPECT_LE(max_abs_diff(feats, scores_tensor("text_embeds")), kFp32Tolerance) << "chunk " << chunk << " trim " << trim;
+    }
   const at::Tensor some = itc_text_features(model(), ids, atts, 10, 13);
   EXPECT_EQ(some.sizes(), (std::vector<std::int64_t>{3, scores_tensor("text_embeds").size(1)}));
+  EXPECT_LE(max_abs_diff(some, scores_tensor("text_embeds").narrow(0, 10, 3)), kFp32Tolerance);
   EXPECT_EQ(itc_text_features(model(), ids, atts, 5, 5).size(0), 0);
 
   const ItmTexts texts(TextTensors{ids, atts}, f.tokenizer->enc_id());

@@ -12,7 +12,8 @@
 //     one ITM forward per query row, i2t then t2i), for checking.
 //   * Optimized: the same pairs, scored image by image: each image's cross-attention keys/values
 //     are computed once and shared by all its texts, a (image, text) pair needed by both
-//     directions is scored once, and text padding beyond a batch's longest caption is dropped.
+//     directions is scored once, and text padding beyond a batch's longest caption is dropped
+//     (in the ITM batches and in the text encoder's ITC pass, which encodes shortest first).
 //     Differences from Reference are float rounding only (different batch shapes).
 //
 // Distributed (DistContext with world_size > 1): Reference splits the query rows as BLIP does

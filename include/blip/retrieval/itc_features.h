@@ -40,10 +40,16 @@ at::Tensor itc_text_feat(models::BlipRetrievalImpl& model, const at::Tensor& tex
 struct ItcTextOptions {
   std::int64_t chunk = kEvalTextChunk;  // texts per text-encoder forward (evaluation()'s text_bs)
   c10::Device device = c10::Device(c10::kCPU);
+  // Encode the texts shortest first and cut each chunk to its longest text, rather than in the
+  // order given at the tokenizer's padded width (evaluation()). Padded positions get exactly zero
+  // attention weight, so only float rounding changes (~1e-6); COCO captions average ~14 of 35
+  // tokens, so this does ~2.5x fewer FLOPs.
+  bool trim_padding = true;
 };
 
 // itc_text_feat of texts [begin, end) of input_ids / attention_mask ([T, L], [CLS] first, on
-// any device), `chunk` texts per forward on options.device, as CPU float32 rows
+// any device), `chunk` texts per forward on options.device, in the order given (row k is text
+// begin + k) whatever options.trim_padding, as CPU float32 rows
 // [end - begin, embed_dim] (an empty range gives [0, embed_dim]). on_chunk(n) is called after
 // each chunk of n texts (e.g. to advance a progress bar).
 at::Tensor itc_text_features(models::BlipRetrievalImpl& model, const at::Tensor& input_ids,
