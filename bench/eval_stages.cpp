@@ -6,7 +6,8 @@
 // its share, and for the matrix products the achieved GFLOP/s against a 2048^2 GEMM measured in
 // the same run. Full-size architecture, random weights, synthetic captions; no files needed.
 //
-//   bench_eval_stages [--images 8] [--texts 320] [--itm-batch 256] [--threads N] [--config ...]
+//   bench_eval_stages [--images 8] [--texts 320] [--itm-batch 256] [--itm-min-tokens 1024]
+//                     [--threads N] [--config ...]
 //
 // Correctness check (non-zero exit when it fails): the trimmed text encoder and the scorer's
 // logits agree with the padded, unshared forward within 1e-4.
@@ -38,9 +39,12 @@ namespace {
 constexpr double kTolerance = 1e-4;
 
 struct Args {
-  std::int64_t images = 8, texts = 320, itm_batch = 256;
+  std::int64_t images = 8, texts = 320, itm_batch = blip::retrieval::kDefaultItmBatch,
+               itm_min_tokens = blip::retrieval::kDefaultItmMinBatchTokens;
   std::string config = std::string(BLIP_SOURCE_DIR) + "/configs/retrieval_coco.yaml";
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::string> stages{"vit", "text", "itm"};
+  bool run(const std::string& stage) const { return std::find(stages.begin(), stages.end(), stage) != stages.end(); }
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -103,8 +107,13 @@ int main(int argc, char** argv) {
   app.add_option("--texts", args.texts, "captions (text encoder chunk = min(texts, 256); ITM: one image x texts)")
       ->check(CLI::Range(1, 100000));
   app.add_option("--itm-batch", args.itm_batch, "texts per ITM forward")->check(CLI::Range(1, 100000));
+  app.add_option("--itm-min-tokens", args.itm_min_tokens, "token rows at which an ITM batch may end early")
+      ->check(CLI::Range(0, 10000000));
   app.add_option("--config", args.config, "retrieval YAML giving the architecture")->check(CLI::ExistingFile);
   app.add_option("--threads", args.threads)->check(CLI::Range(1, 1024));
+  app.add_option("--stages", args.stages, "which stages to profile")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"vit", "text", "itm"}));
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -129,35 +138,43 @@ int main(int argc, char** argv) {
 
     const at::Tensor images = at::randn({args.images, 3, config.image_size, config.image_size});
     at::Tensor image_tokens;
-    profile_stage("image encoder (ViT), " + std::to_string(args.images) + " images", gemm.gflops,
-                  [&] { image_tokens = model->image_embeds(images); });
+    if (args.run("vit"))
+      profile_stage("image encoder (ViT), " + std::to_string(args.images) + " images", gemm.gflops,
+                    [&] { image_tokens = model->image_embeds(images); });
+    else
+      image_tokens = model->image_embeds(images.narrow(0, 0, 1));
 
     const at::Tensor ids = tokens.input_ids.narrow(0, 0, chunk), mask = tokens.attention_mask.narrow(0, 0, chunk);
-    at::Tensor padded_cls;
-    profile_stage("text encoder, " + std::to_string(chunk) + " captions padded to 35 (evaluation())", gemm.gflops,
-                  [&] { padded_cls = model->text_embeds(ids, mask).select(1, 0); });
-    at::Tensor order;
-    const auto chunks = trimmed_chunks({ids, mask}, chunk, &order);
-    at::Tensor trimmed_cls;
-    profile_stage("text encoder, the same captions sorted and trimmed to their longest", gemm.gflops,
-                  [&] { trimmed_cls = model->text_embeds(chunks[0].first, chunks[0].second).select(1, 0); });
-    const double text_diff = (trimmed_cls - padded_cls.index_select(0, order)).abs().max().item<double>();
+    double text_diff = 0;
+    if (args.run("text")) {
+      at::Tensor padded_cls;
+      profile_stage("text encoder, " + std::to_string(chunk) + " captions padded to 35 (evaluation())", gemm.gflops,
+                    [&] { padded_cls = model->text_embeds(ids, mask).select(1, 0); });
+      at::Tensor order;
+      const auto chunks = trimmed_chunks({ids, mask}, chunk, &order);
+      at::Tensor trimmed_cls;
+      profile_stage("text encoder, the same captions sorted and trimmed to their longest", gemm.gflops,
+                    [&] { trimmed_cls = model->text_embeds(chunks[0].first, chunks[0].second).select(1, 0); });
+      text_diff = (trimmed_cls - padded_cls.index_select(0, order)).abs().max().item<double>();
+    }
 
     blip::retrieval::ItmScorerOptions so;
     so.itm_batch = args.itm_batch;
+    so.min_batch_tokens = args.itm_min_tokens;
     const blip::retrieval::ItmScorer scorer(*model, so);
     const blip::retrieval::ItmTexts texts(tokens, tokenizer.enc_id());
     const at::Tensor one_image = image_tokens.narrow(0, 0, 1);
     at::Tensor logits;
-    profile_stage("ITM rerank, 1 image x " + std::to_string(args.texts) + " captions (ItmScorer, " +
-                      std::to_string(args.itm_batch) + " per forward)",
+    if (args.run("itm")) profile_stage("ITM rerank, 1 image x " + std::to_string(args.texts) + " captions (ItmScorer, " +
+                      std::to_string(args.itm_batch) + " per forward at most, min " +
+                      std::to_string(args.itm_min_tokens) + " token rows)",
                   gemm.gflops, [&] { logits = scorer.image_logits(one_image, texts); });
     // Reference: BLIP's call for the first few pairs (padded, the image repeated, no sharing).
     const std::int64_t check = std::min<std::int64_t>(args.texts, 8);
     const at::Tensor ref = model->itm_logits(texts.ids().narrow(0, 0, check), texts.attention_mask().narrow(0, 0, check),
                                              one_image.expand({check, -1, -1}).contiguous(),
                                              at::ones({check, one_image.size(1)}, at::kLong));
-    const double itm_diff = (logits.narrow(0, 0, check) - ref).abs().max().item<double>();
+    const double itm_diff = logits.defined() ? (logits.narrow(0, 0, check) - ref).abs().max().item<double>() : 0.0;
 
     std::printf("\ncheck: text CLS trimmed vs padded max |diff| %.2e, ITM logits vs BLIP's call %.2e (tolerance %.0e)\n",
                 text_diff, itm_diff, kTolerance);

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "blip/models/bert.h"
+#include "models/attention_scale.h"
 #include "models/reduced_precision.h"
 
 namespace blip::models {
@@ -43,6 +44,10 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& config, bool is_c
   dropout = register_module("dropout", torch::nn::Dropout(config.attention_probs_dropout_prob));
 }
 
+double BertSelfAttentionImpl::score_divisor() const { return std::sqrt(static_cast<double>(head_dim_)); }
+
+bool BertSelfAttentionImpl::queries_scaled() const { return is_power_of_two(1.0 / score_divisor()); }
+
 at::Tensor BertSelfAttentionImpl::split_heads(const at::Tensor& x) const {
   return x.view({x.size(0), x.size(1), heads_, head_dim_}).permute({0, 2, 1, 3});
 }
@@ -64,11 +69,11 @@ at::Tensor BertSelfAttentionImpl::attend_shared_kv(const at::Tensor& q, const at
   const at::Tensor k_t = k[0].transpose(-1, -2);                                            // [heads, d, N]
   const at::Tensor v0 = v[0];                                                               // [heads, N, d]
   const at::Tensor row_mask = mask.defined() ? mask.reshape({1, 1, keys}) : at::Tensor();
-  const double scale = std::sqrt(static_cast<double>(head_dim_));
   at::Tensor context = at::empty({heads_, batch * len, head_dim_}, q.options());
   for (int64_t a = 0; a < batch * len; a += kSharedKvRowBlock) {
     const int64_t e = std::min(batch * len, a + kSharedKvRowBlock);
-    at::Tensor scores = at::bmm(rows.slice(1, a, e), k_t).div_(scale);
+    at::Tensor scores = at::bmm(rows.slice(1, a, e), k_t);
+    if (!queries_scaled()) scores.div_(score_divisor());
     if (row_mask.defined()) scores.add_(row_mask);
     at::Tensor block = context.slice(1, a, e);
     at::bmm_out(block, scores.softmax(-1), v0);
@@ -79,11 +84,12 @@ at::Tensor BertSelfAttentionImpl::attend_shared_kv(const at::Tensor& q, const at
 
 at::Tensor BertSelfAttentionImpl::attend(const at::Tensor& hidden, const at::Tensor& k,
                                          const at::Tensor& v, const at::Tensor& mask) {
-  const at::Tensor q = split_heads(query->forward(hidden));
+  at::Tensor q = split_heads(query->forward(hidden));
+  if (queries_scaled()) q = q / score_divisor();  // the same bits (attention_scale.h)
   const bool mask_shared = !mask.defined() || mask.numel() == k.size(2);
   if (k.size(0) == 1 && q.size(0) > 1 && mask_shared && !is_training()) return attend_shared_kv(q, k, v, mask);
   at::Tensor scores = at::matmul(q, k.transpose(-1, -2));
-  scores = scores / std::sqrt(static_cast<double>(head_dim_));
+  if (!queries_scaled()) scores = scores / score_divisor();
   if (mask.defined()) scores = scores + mask;
   at::Tensor probs = dropout->forward(scores.softmax(-1));
   at::Tensor context = at::matmul(probs, v).permute({0, 2, 1, 3}).contiguous();

@@ -6,6 +6,7 @@
 
 #include "blip/models/grad_checkpoint.h"
 #include "blip/models/vit.h"
+#include "models/attention_scale.h"
 #include "models/reduced_precision.h"
 
 namespace blip::models {
@@ -24,7 +25,11 @@ at::Tensor VitAttentionImpl::forward(const at::Tensor& x) {
   const int64_t B = x.size(0), N = x.size(1), C = x.size(2);
   at::Tensor qkv_out = qkv->forward(x).reshape({B, N, 3, heads_, C / heads_}).permute({2, 0, 3, 1, 4});
   at::Tensor q = qkv_out[0], k = qkv_out[1], v = qkv_out[2];
-  at::Tensor attn = at::matmul(q, k.transpose(-2, -1)) * scale_;
+  at::Tensor attn;
+  if (is_power_of_two(scale_))
+    attn = at::matmul(q * scale_, k.transpose(-2, -1));  // the same bits (attention_scale.h)
+  else
+    attn = at::matmul(q, k.transpose(-2, -1)) * scale_;
   attn = attn.softmax(-1);
   attn = attn_drop->forward(attn);
   at::Tensor out = at::matmul(attn, v).transpose(1, 2).reshape({B, N, C});

@@ -34,11 +34,39 @@ ItmTexts ItmTexts::select(const at::Tensor& rows) const {
   return out;
 }
 
+// ---- batching --------------------------------------------------------------------------------
+
+std::vector<std::pair<std::int64_t, std::int64_t>> itm_batch_spans(const std::vector<std::int64_t>& lengths,
+                                                                   const ItmScorerOptions& options) {
+  const auto n = static_cast<std::int64_t>(lengths.size());
+  std::vector<std::pair<std::int64_t, std::int64_t>> spans;
+  std::int64_t begin = 0, width = 0;
+  for (std::int64_t k = 0; k < n; ++k) {
+    const std::int64_t length = lengths[static_cast<std::size_t>(k)];
+    const std::int64_t count = k - begin;
+    // Texts come shortest first: a longer one widens the batch, so close it there once it has
+    // enough token rows for efficient matrix products.
+    const bool full = count == options.itm_batch;
+    const bool widens =
+        options.trim_padding && count > 0 && length > width && count * width >= options.min_batch_tokens;
+    if (full || widens) {
+      spans.emplace_back(begin, k);
+      begin = k;
+      width = 0;
+    }
+    width = std::max(width, length);
+  }
+  if (begin < n) spans.emplace_back(begin, n);
+  return spans;
+}
+
 // ---- ItmScorer -------------------------------------------------------------------------------
 
 ItmScorer::ItmScorer(models::BlipRetrievalImpl& model, const ItmScorerOptions& options)
     : model_(model), options_(options) {
   if (options_.itm_batch < 1) fail("itm_batch", "must be positive, got " + std::to_string(options_.itm_batch));
+  if (options_.min_batch_tokens < 0)
+    fail("ITM min_batch_tokens", "must not be negative, got " + std::to_string(options_.min_batch_tokens));
   check_precision(options_.precision, options_.device);
 }
 
@@ -64,8 +92,10 @@ at::Tensor ItmScorer::image_logits(const at::Tensor& image_tokens, const ItmText
   const at::Tensor tokens = image_tokens.dim() == 2 ? image_tokens.unsqueeze(0) : image_tokens;
   const models::CrossAttentionCache kv = model_.cross_attention_kv(tokens.to(options_.device, options_.precision));
   const std::int64_t full_width = texts.ids().size(1);
-  for (std::int64_t c = 0; c < n; c += options_.itm_batch) {
-    const std::int64_t size = std::min(n - c, options_.itm_batch);
+  std::vector<std::int64_t> lengths(order.size());
+  for (std::size_t k = 0; k < order.size(); ++k) lengths[k] = texts.length(rows[order[k]]);
+  for (const auto& [c, end] : itm_batch_spans(lengths, options_)) {
+    const std::int64_t size = end - c;
     std::vector<std::int64_t> chunk(static_cast<std::size_t>(size));
     std::int64_t width = 0;
     for (std::int64_t k = 0; k < size; ++k) {

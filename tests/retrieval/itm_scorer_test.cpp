@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "blip/config.h"
@@ -122,8 +123,12 @@ TEST(ItmScorer, ImageAgainstTextsMatchesBlipLogits) {
   ASSERT_EQ(tokens.size(0), 4);
   ASSERT_EQ(want.size(1), texts.size());
   int compared = 0;
-  for (const auto& [batch, trim] : std::vector<std::pair<std::int64_t, bool>>{{256, true}, {4, true}, {4, false}}) {
-    const ItmScorer scorer(model(), scorer_options(batch, trim));
+  // (itm_batch, trim_padding, min_batch_tokens): min 0 puts each caption length in its own batch.
+  for (const auto& [batch, trim, min_tokens] : std::vector<std::tuple<std::int64_t, bool, std::int64_t>>{
+           {256, true, kDefaultItmMinBatchTokens}, {256, true, 0}, {4, true, kDefaultItmMinBatchTokens}, {4, false, 0}}) {
+    ItmScorerOptions options = scorer_options(batch, trim);
+    options.min_batch_tokens = min_tokens;
+    const ItmScorer scorer(model(), options);
     double worst = 0;
     for (std::int64_t i = 0; i < tokens.size(0); ++i) {
       const at::Tensor logits = scorer.image_logits(tokens[i], texts);
@@ -139,11 +144,32 @@ TEST(ItmScorer, ImageAgainstTextsMatchesBlipLogits) {
       worst = std::max(worst, max_abs_diff(scores, want_scores));
       ++compared;
     }
-    std::printf("  itm_batch %lld, trim %d: max |logit diff| vs BLIP %.3g\n", static_cast<long long>(batch),
-                trim ? 1 : 0, worst);
+    std::printf("  itm_batch %lld, trim %d, min tokens %lld: max |logit diff| vs BLIP %.3g\n",
+                static_cast<long long>(batch), trim ? 1 : 0, static_cast<long long>(min_tokens), worst);
     EXPECT_LE(worst, kFp32Tolerance);
   }
-  EXPECT_EQ(compared, 3 * 4);
+  EXPECT_EQ(compared, 4 * 4);
+}
+
+// Batches of texts sorted by length: at most itm_batch texts, and closed before a longer text
+// once they hold min_batch_tokens token rows (so that little padding is computed).
+TEST(ItmBatchSpans, CapsTextsAndAvoidsPadding) {
+  using Spans = std::vector<std::pair<std::int64_t, std::int64_t>>;
+  ItmScorerOptions o;
+  o.itm_batch = 4;
+  o.min_batch_tokens = 20;
+  const std::vector<std::int64_t> lengths{10, 10, 11, 12, 12, 12, 12, 12, 30};
+  // [10,10] has 20 rows when 11 arrives: closed. [11] has 11 < 20 rows: 12 joins. [11,12,12,12]
+  // is full. [12,12] has 24 rows when 30 arrives: closed.
+  EXPECT_EQ(itm_batch_spans(lengths, o), (Spans{{0, 2}, {2, 6}, {6, 8}, {8, 9}}));
+  o.min_batch_tokens = 0;  // every length on its own (up to itm_batch)
+  EXPECT_EQ(itm_batch_spans(lengths, o), (Spans{{0, 2}, {2, 3}, {3, 7}, {7, 8}, {8, 9}}));
+  o.min_batch_tokens = 1000;  // never early: fixed chunks of itm_batch
+  EXPECT_EQ(itm_batch_spans(lengths, o), (Spans{{0, 4}, {4, 8}, {8, 9}}));
+  o.min_batch_tokens = 0;
+  o.trim_padding = false;  // full width anyway: only itm_batch counts
+  EXPECT_EQ(itm_batch_spans(lengths, o), (Spans{{0, 4}, {4, 8}, {8, 9}}));
+  EXPECT_TRUE(itm_batch_spans({}, o).empty());
 }
 
 // One caption against BLIP's four images (evaluation()'s text-to-image call), in chunks of 3.

@@ -74,6 +74,10 @@ class BertSelfAttentionImpl : public torch::nn::Module {
 
  private:
   at::Tensor split_heads(const at::Tensor& x) const;  // [B, L, H] -> [B, heads, L, head_dim]
+  // BLIP divides the scores by sqrt(head_dim); when that is a power of two the queries are
+  // divided instead, which gives the same bits (src/models/attention_scale.h).
+  double score_divisor() const;
+  bool queries_scaled() const;
   at::Tensor attend(const at::Tensor& hidden, const at::Tensor& k, const at::Tensor& v,
                     const at::Tensor& mask);
   // attend() for K/V of batch 1 shared by a batch of queries (see bert_attention.cpp).

@@ -5,9 +5,11 @@
 //
 // Speed: for one image against many texts the image's cross-attention keys/values are computed
 // once (models::BlipRetrievalImpl::cross_attention_kv) and shared by all its texts; with
-// trim_padding the texts are scored shortest first, itm_batch at a time, and each batch is cut to
-// its longest caption (padded positions get exactly zero attention weight, so only float rounding
-// changes).
+// trim_padding the texts are scored shortest first, at most itm_batch at a time, and each batch is
+// cut to its longest caption (padded positions get exactly zero attention weight, so only float
+// rounding changes). A batch is also closed where the next caption is longer, once it holds
+// min_batch_tokens token rows: the padding stays a few percent (a fixed 256 texts of COCO-like
+// captions, 10-22 tokens, pads ~27% of the rows) while the matrix products stay large.
 //
 // The model must already be in eval mode, on options.device, with its floating weights in
 // options.precision (see model_guards.h). Calls run without autograd. Not thread-safe: one
@@ -20,6 +22,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "blip/retrieval/text_tensors.h"
@@ -32,12 +35,18 @@ namespace blip::retrieval {
 
 // (image, text) pairs per ITM forward when one image is scored against many texts.
 inline constexpr std::int64_t kDefaultItmBatch = 256;
+// Token rows at which a batch may end early to avoid padding (see ItmScorerOptions); measured
+// with bench_eval_stages --itm-min-tokens.
+inline constexpr std::int64_t kDefaultItmMinBatchTokens = 1024;
 
 struct ItmScorerOptions {
   std::int64_t itm_batch = kDefaultItmBatch;
   // Score texts shortest first and drop each batch's all-padding columns (faster; the same
   // values up to float rounding). false: texts in the order given, at full width.
   bool trim_padding = true;
+  // With trim_padding: a batch may end before itm_batch texts where the captions get longer,
+  // once it has this many token rows (texts x width). 0: one caption length per batch.
+  std::int64_t min_batch_tokens = kDefaultItmMinBatchTokens;
   c10::Device device = c10::Device(c10::kCPU);
   // The type of the model's floating weights; image tokens are cast to it.
   at::ScalarType precision = at::kFloat;
@@ -65,6 +74,12 @@ class ItmTexts {
   at::Tensor ids_, mask_;
   std::vector<std::int64_t> lengths_;
 };
+
+// How ItmScorer splits texts into forwards: `lengths` are the token counts in scoring order
+// (ascending with trim_padding); returns [begin, end) of each batch: at most itm_batch texts, and
+// with trim_padding also ending before a longer text once the batch holds min_batch_tokens rows.
+std::vector<std::pair<std::int64_t, std::int64_t>> itm_batch_spans(const std::vector<std::int64_t>& lengths,
+                                                                   const ItmScorerOptions& options);
 
 class ItmScorer {
  public:
