@@ -5,13 +5,13 @@
 // written as config.yaml (and med_config.json; without a third part a valid one is written) into a
 // private folder in /dev/shm (or $TMPDIR), so relative paths in the YAML resolve there.
 // Anything but a config or a blip::Error is a bug. A config that loads must load again from
-// retrieval_config_entries() written back as YAML, to the same entries.
+// retrieval_config_entries() written back as YAML by blip::train::config_yaml (blip_train's
+// config.yaml writer), to the same entries.
 #include "blip/config.h"
 #include "blip/error.h"
+#include "blip/train/train_checkpoint.h"
 #include "core/utf8.h"
 #include "fuzz_common.h"
-
-#include <yaml-cpp/yaml.h>
 
 #include <cmath>
 #include <cstdio>
@@ -102,19 +102,6 @@ bool all_utf8(const std::vector<blip::ConfigEntry>& entries) {
   return true;
 }
 
-// The entries as a YAML mapping (what a tool writing the config back would produce).
-std::string to_yaml(const std::vector<blip::ConfigEntry>& entries) {
-  YAML::Emitter out;
-  out.SetDoublePrecision(17);
-  out << YAML::BeginMap;
-  for (const auto& e : entries) {
-    out << YAML::Key << e.key << YAML::Value;
-    std::visit([&](const auto& v) { out << v; }, e.value);
-  }
-  out << YAML::EndMap;
-  return out.good() ? std::string(out.c_str()) : std::string();
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -148,11 +135,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   blip::validate(config);
   check(config.med.encoder_width == config.vit_config().width, "encoder_width is the ViT width");
 
-  // Written back, the entries load again to the same values (paths are absolute by now).
+  // Written back as blip_train writes config.yaml (PyYAML's style choices), the entries load
+  // again to the same values (paths are absolute by now).
   const auto entries = blip::retrieval_config_entries(config);
   if (!all_utf8(entries)) return 0;
-  const std::string again = to_yaml(entries);
-  if (again.empty()) return 0;  // the emitter refused something
+  const std::string again = blip::train::config_yaml(config);
   const fs::path again_path = work_dir() / "again.yaml";
   write_file(again_path, again);
   blip::RetrievalConfig back;
