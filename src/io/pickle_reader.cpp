@@ -21,6 +21,12 @@ namespace {
 constexpr int kHighestProtocol = 5;
 constexpr std::size_t kMaxTensorDims = 64;
 constexpr std::size_t kMaxLineBytes = 1024;  // GLOBAL module / name lines
+// Dict keys are hashed in full, and a key built from memoized parts can be far larger than the
+// pickle (up to 1 MiB each, pickle_value.cpp), so their total is bounded: 16 bytes per pickle byte
+// plus 4 MiB. A BLIP state dict's keys total ~60 KB; a 357-byte fuzzer input with a 64 MiB base
+// spent over a second hashing.
+constexpr std::size_t kHashBudgetPerByte = 16;
+constexpr std::size_t kHashBudgetBase = std::size_t{1} << 22;
 
 struct StorageClass {
   const char* name;
@@ -63,7 +69,7 @@ class Unpickler {
   Unpickler(const std::uint8_t* data, std::size_t size, const std::string& what, const StorageLoader& loader,
             const UnpickleOptions& options)
       : data_(data), size_(size), what_(what), loader_(loader), options_(options),
-        hash_budget_(16 * size + (std::size_t{1} << 26)) {}
+        hash_budget_(kHashBudgetPerByte * size + kHashBudgetBase) {}
 
   ~Unpickler() { release_containers(); }
 

@@ -149,6 +149,23 @@ TEST(Unpickle, DepthAndCyclesAreBounded) {
   EXPECT_NO_THROW(load(kProto2 + "N" + std::string(100, '\x85') + "."));
 }
 
+// Dict keys made of memoized parts are small in the file but hashed in full: their total is
+// bounded by 16 bytes per pickle byte plus 4 MiB, so that a small file cannot keep the loader busy.
+TEST(Unpickle, KeyHashingIsBounded) {
+  // s = 'x' * 100000 (memo 0); {(i, s, s, s, s, s, s, s, s, s): None for i in range(n)}: ~0.9 MB per key.
+  auto dict_of_keys = [](int n) {
+    std::string p = kProto2 + str(std::string(100000, 'x')) + "q\x00"s + "0}(";
+    for (int i = 0; i < n; ++i) {
+      p += "(" + binint1(i);
+      for (int r = 0; r < 9; ++r) p += "h\x00"s;
+      p += "tN";
+    }
+    return p + "u.";
+  };
+  EXPECT_EQ(load(dict_of_keys(4)).as_dict().size(), 4u);  // 3.6 MB of keys: within 16 x 100 KB + 4 MiB
+  expect_error([&] { load(dict_of_keys(20)); }, {"test.pkl", "dict keys exceed the hashing budget"});
+}
+
 TEST(Unpickle, TensorBoundsAreChecked) {
   // Storage of 12 floats; a (4,4) view needs 16.
   expect_error([&] { load(kProto2 + tensor("k0", 12, 0, {4, 4}, {4, 1}) + "."); },
