@@ -128,7 +128,9 @@ TEST(Retriever, SearchRanksByItcThenRerankScore) {
       ASSERT_TRUE(reranked.hits[k].itm.has_value());
       EXPECT_NEAR(*reranked.hits[k].itm, itm[i][t].item<float>(), kTolerance);
       EXPECT_NEAR(reranked.hits[k].score, (itm[i][t] + sims[i][t]).item<float>(), kTolerance);
-      if (k > 0) EXPECT_GE(reranked.hits[k - 1].score, reranked.hits[k].score);
+      if (k > 0) {
+        EXPECT_GE(reranked.hits[k - 1].score, reranked.hits[k].score);
+      }
     }
   }
 }

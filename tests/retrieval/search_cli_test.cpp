@@ -252,10 +252,14 @@ TEST(SearchCli, IndexIsIncrementalAndSkipsBrokenImages) {
   const auto second = blip::retrieval::load_image_index(out);
   ASSERT_EQ(second.size(), 5);
   // Kept rows are the first run's, bit for bit.
+  int kept = 0;
   for (std::int64_t i = 0; i < first.size(); ++i)
     for (std::int64_t j = 0; j < second.size(); ++j)
-      if (second.files[j].path == first.files[i].path)
+      if (second.files[j].path == first.files[i].path) {
         EXPECT_TRUE(at::equal(second.embeddings[j], first.embeddings[i])) << first.files[i].path;
+        ++kept;
+      }
+  EXPECT_EQ(kept, first.size());
 
   // A changed file is embedded again, a deleted one removed.
   fs::last_write_time(images + "/" + fs::path(all[0]).filename().string(),
