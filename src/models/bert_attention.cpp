@@ -1,8 +1,6 @@
 // BLIP's BertSelfAttention / BertSelfOutput / BertAttention (models/med.py), with cross-attention
 // keys/values that can be precomputed once per image.
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
-#include <c10/core/GradMode.h>
 
 #include <algorithm>
 #include <cmath>
@@ -90,32 +88,12 @@ at::Tensor BertSelfAttentionImpl::attend(const at::Tensor& hidden, const at::Ten
   if (queries_scaled()) q = q / score_divisor();  // the same bits (attention_scale.h)
   const bool mask_shared = !mask.defined() || mask.numel() == k.size(2);
   if (k.size(0) == 1 && q.size(0) > 1 && mask_shared && !is_training()) return attend_shared_kv(q, k, v, mask);
-  return attend_per_text(q, k, v, mask);
-}
-
-// Each text attends over its own keys (self-attention, or cross-attention with K/V per text). At
-// caption lengths every (text, head) product is tiny (at most 35 x 64 x 35), and ATen's bmm runs
-// them one after another on one thread (5 GFLOP/s here). Without autograd the batch is split into
-// one slice per thread, each running the same operators on its texts: the same bits.
-at::Tensor BertSelfAttentionImpl::attend_per_text(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                                  const at::Tensor& mask) {
-  const int64_t batch = q.size(0), len = q.size(2);
-  auto texts = [&](int64_t b0, int64_t b1) {  // [b1 - b0, L, heads, d]
-    const auto rows = [&](const at::Tensor& t) { return t.size(0) == batch ? t.slice(0, b0, b1) : t; };
-    at::Tensor scores = at::matmul(rows(q), rows(k).transpose(-1, -2));
-    if (!queries_scaled()) scores = scores / score_divisor();
-    if (mask.defined()) scores = scores + rows(mask);
-    const at::Tensor probs = dropout->forward(scores.softmax(-1));
-    return at::matmul(probs, rows(v)).permute({0, 2, 1, 3});
-  };
-  const int64_t threads = at::get_num_threads();
-  if (is_training() || at::GradMode::is_enabled() || threads < 2 || batch < 2 || at::in_parallel_region())
-    return texts(0, batch).contiguous().view({batch, len, heads_ * head_dim_});
-  at::Tensor context = at::empty({batch, len, heads_, head_dim_}, q.options());
-  at::parallel_for(0, batch, (batch + threads - 1) / threads, [&](int64_t b0, int64_t b1) {
-    context.slice(0, b0, b1).copy_(texts(b0, b1));
-  });
-  return context.view({batch, len, heads_ * head_dim_});
+  at::Tensor scores = at::matmul(q, k.transpose(-1, -2));
+  if (!queries_scaled()) scores = scores / score_divisor();
+  if (mask.defined()) scores = scores + mask;
+  at::Tensor probs = dropout->forward(scores.softmax(-1));
+  at::Tensor context = at::matmul(probs, v).permute({0, 2, 1, 3}).contiguous();
+  return context.view({context.size(0), context.size(1), heads_ * head_dim_});
 }
 
 at::Tensor BertSelfAttentionImpl::forward(const at::Tensor& hidden, const at::Tensor& mask) {

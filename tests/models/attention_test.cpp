@@ -3,12 +3,10 @@
 // scale is a power of two (head_dim 64), which must give exactly the same output, and keeps
 // BLIP's order otherwise (head_dim 48).
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include <cmath>
-#include <utility>
 
 #include "blip/config.h"
 #include "blip/models/bert.h"
@@ -74,35 +72,6 @@ TEST_P(AttentionOrder, VitAttentionEqualsBlipBitForBit) {
   const at::Tensor want = attn->proj->forward(at::matmul(a, qkv[2]).transpose(1, 2).reshape({2, 9, c.width}));
 
   EXPECT_TRUE(at::equal(attn->forward(x), want)) << "max |diff| " << (attn->forward(x) - want).abs().max().item<double>();
-}
-
-// Without autograd the texts are split over the threads (attend_per_text): the same bits as one
-// thread, and as the autograd path; also for cross-attention over per-text image K/V.
-TEST(AttentionThreads, TextSlicesPerThreadGiveTheSameBits) {
-  at::manual_seed(5);
-  blip::BertConfig c;
-  c.num_attention_heads = 4;
-  c.hidden_size = 4 * 64;
-  c.encoder_width = 96;
-  blip::models::BertSelfAttention self_attn(c, /*is_cross_attention=*/false), cross(c, /*is_cross_attention=*/true);
-  self_attn->eval();
-  cross->eval();
-  const at::Tensor x = at::randn({7, 11, c.hidden_size}), image = at::randn({7, 13, c.encoder_width});
-  const at::Tensor mask = blip::models::extended_attention_mask((at::rand({7, 11}) > 0.3).to(at::kLong), at::kFloat);
-  auto run = [&](int threads, bool grad) {
-    const int before = at::get_num_threads();
-    at::set_num_threads(threads);
-    torch::AutoGradMode mode(grad);
-    at::Tensor a = self_attn->forward(x, mask).detach();
-    at::Tensor b = cross->forward(x, cross->project_kv(image), at::Tensor()).detach();
-    at::set_num_threads(before);
-    return std::make_pair(a, b);
-  };
-  const auto one = run(1, false), two = run(2, false), three = run(3, false), graded = run(2, true);
-  for (const auto& other : {two, three, graded}) {
-    EXPECT_TRUE(at::equal(one.first, other.first));
-    EXPECT_TRUE(at::equal(one.second, other.second));
-  }
 }
 
 INSTANTIATE_TEST_SUITE_P(HeadDims, AttentionOrder, ::testing::Values(64, 48),

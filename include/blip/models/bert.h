@@ -80,8 +80,6 @@ class BertSelfAttentionImpl : public torch::nn::Module {
   bool queries_scaled() const;
   at::Tensor attend(const at::Tensor& hidden, const at::Tensor& k, const at::Tensor& v,
                     const at::Tensor& mask);
-  // attend() for K/V per text, a slice of the batch per thread without autograd.
-  at::Tensor attend_per_text(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask);
   // attend() for K/V of batch 1 shared by a batch of queries (see bert_attention.cpp).
   at::Tensor attend_shared_kv(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                               const at::Tensor& mask) const;
