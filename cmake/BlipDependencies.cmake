@@ -4,6 +4,7 @@ find_package(Threads REQUIRED)
 find_package(PkgConfig REQUIRED)
 find_package(yaml-cpp REQUIRED)
 find_package(nlohmann_json 3.9 REQUIRED)
+find_package(ZLIB REQUIRED)  # crc32 of checkpoint records
 find_package(ICU REQUIRED COMPONENTS uc)
 
 if(BLIP_WITH_OPENCV)

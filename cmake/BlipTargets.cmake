@@ -19,7 +19,7 @@ function(blip_area name)
 endfunction()
 
 blip_area(core DEPS ${CMAKE_DL_LIBS})  # dlsym: OpenBLAS is looked up at run time (blas_kernels.cpp)
-blip_area(io DEPS blipobj_core torch nlohmann_json::nlohmann_json)
+blip_area(io DEPS blipobj_core torch nlohmann_json::nlohmann_json ZLIB::ZLIB)
 blip_area(text DEPS blipobj_core ICU::uc)
 set(_image_deps blipobj_core torch)
 if(BLIP_WITH_OPENCV)
@@ -66,7 +66,7 @@ target_include_directories(blip PUBLIC
   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
   $<INSTALL_INTERFACE:include>)
 target_compile_features(blip PUBLIC cxx_std_17)
-set(_pub torch Threads::Threads yaml-cpp nlohmann_json::nlohmann_json ICU::uc)
+set(_pub torch Threads::Threads yaml-cpp nlohmann_json::nlohmann_json ICU::uc ZLIB::ZLIB)
 if(BLIP_WITH_OPENCV)
   list(APPEND _pub ${OpenCV_LIBS})
   target_compile_definitions(blip PUBLIC BLIP_WITH_OPENCV=1)

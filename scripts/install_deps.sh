@@ -15,6 +15,7 @@ PKGS=(
   sentencepiece         # spm_train: the demo trains its tokenizer (scripts/demo.sh)
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev
+  zlib1g-dev            # CRC-32 of checkpoint records
   libicu-dev            # Unicode case mapping, categories and NFD for the tokenizer
   libfaiss-dev          # optional: approximate image search (FaissIndex); without it exact search only
   python3-torch         # optional: tests that Python's torch.load reads our .pth

@@ -19,6 +19,7 @@ class InputFile {
 
   std::uint64_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  int descriptor() const { return fd_; }
   // Reads exactly n bytes at `offset`; fails (naming `context`) if the file is shorter.
   void read_at(std::uint64_t offset, void* dst, std::size_t n, const char* context) const;
 

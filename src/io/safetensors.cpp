@@ -2,6 +2,7 @@
 
 #include "blip/error.h"
 #include "io/file_io.h"
+#include "io/mapped_file.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
@@ -306,11 +307,22 @@ NamedTensors load_safetensors(const std::string& path, std::map<std::string, std
   file.read_at(8, text.data(), text.size(), "safetensors header");
   const auto entries = parse_header(text.data(), text.size(), p.data_size, path, metadata);
   const std::uint64_t base = 8 + p.header_len;
+  // Tensors aligned for their elements (all of them, as the format's writers lay them out) point
+  // into a private mapping of the file instead of being copied.
+  const auto map = detail::MappedFile::map(file);
   NamedTensors out;
   out.reserve(entries.size());
   for (const auto& e : entries) {
+    const std::uint64_t offset = base + e.begin, nbytes = e.end - e.begin;
+    if (map && nbytes > 0 && offset % c10::elementSize(e.dtype->type) == 0) {
+      c10::Storage storage(c10::Storage::use_byte_size_t(), nbytes, detail::MappedFile::data_ptr(map, offset), nullptr, false);
+      at::Tensor t = at::empty({0}, at::TensorOptions().dtype(e.dtype->type)).set_(storage, 0, e.shape);
+      check_bool_bytes(e, t, path);
+      out.emplace_back(e.name, std::move(t));
+      continue;
+    }
     at::Tensor t = empty_for(e, path);
-    if (e.end > e.begin) file.read_at(base + e.begin, t.data_ptr(), e.end - e.begin, "tensor data");
+    if (nbytes > 0) file.read_at(offset, t.data_ptr(), nbytes, "tensor data");
     check_bool_bytes(e, t, path);
     out.emplace_back(e.name, std::move(t));
   }

@@ -73,7 +73,10 @@ void check_torch_layout(const InputFile& file, const std::vector<ZipEntry>& entr
 TorchZipReader::TorchZipReader(const std::string& path) : path_(path) {
   {
     const InputFile file(path);
-    check_torch_layout(file, check_zip_structure(file));
+    const std::vector<ZipEntry> entries = check_zip_structure(file);
+    check_torch_layout(file, entries);
+    for (const ZipEntry& e : entries)
+      if (e.method == 0 && e.compressed_size == e.size) stored_.emplace(e.data_offset, StoredRecord{e.data_offset, e.size, e.crc32});
   }
   try {
     reader_ = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
@@ -104,6 +107,20 @@ std::pair<at::DataPtr, std::size_t> TorchZipReader::read_record(const std::strin
   } catch (const std::bad_alloc&) {
     fail(path_, "zip record '" + name + "' is too large to load into memory");
   }
+}
+
+std::optional<TorchZipReader::StoredRecord> TorchZipReader::stored_record(const std::string& name) const {
+  if (!has_record(name)) return std::nullopt;
+  std::uint64_t offset = 0;
+  try {
+    // LibTorch's own lookup (the one read_record uses), then our checked entry at that offset.
+    offset = reader_->getRecordOffset(name);
+  } catch (const std::exception&) {  // c10::Error included
+    return std::nullopt;
+  }
+  const auto it = stored_.find(offset);
+  if (it == stored_.end()) return std::nullopt;
+  return it->second;
 }
 
 TorchZipWriter::TorchZipWriter(AtomicFileWriter& out) : out_(out) {

@@ -6,8 +6,11 @@
 #include <c10/core/Allocator.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 namespace caffe2::serialize {
@@ -30,9 +33,19 @@ class TorchZipReader {
   std::pair<at::DataPtr, std::size_t> read_record(const std::string& name) const;
   const std::string& path() const { return path_; }
 
+  // Where an uncompressed record's bytes lie in the file (torch.save stores every record so)
+  // and the CRC-32 the archive gives for them; nullopt for a compressed or absent record.
+  struct StoredRecord {
+    std::uint64_t offset;
+    std::uint64_t size;
+    std::uint32_t crc32;
+  };
+  std::optional<StoredRecord> stored_record(const std::string& name) const;
+
  private:
   std::string path_;
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader_;
+  std::unordered_map<std::uint64_t, StoredRecord> stored_;  // by data offset
 };
 
 // Writes records into `out` (prefix "archive/", as torch.save does through a writer function).

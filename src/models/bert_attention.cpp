@@ -38,9 +38,9 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& config, bool is_c
     : heads_(config.num_attention_heads), head_dim_(config.head_dim()) {
   const int64_t all_head = heads_ * head_dim_;
   const int64_t kv_width = is_cross_attention ? config.encoder_width : config.hidden_size;
-  query = register_module("query", torch::nn::Linear(config.hidden_size, all_head));
-  key = register_module("key", torch::nn::Linear(kv_width, all_head));
-  value = register_module("value", torch::nn::Linear(kv_width, all_head));
+  query = register_module("query", Linear(config.hidden_size, all_head));
+  key = register_module("key", Linear(kv_width, all_head));
+  value = register_module("value", Linear(kv_width, all_head));
   dropout = register_module("dropout", torch::nn::Dropout(config.attention_probs_dropout_prob));
 }
 
@@ -106,7 +106,7 @@ at::Tensor BertSelfAttentionImpl::forward(const at::Tensor& hidden, const CrossA
 }
 
 BertResidualOutputImpl::BertResidualOutputImpl(int64_t in_features, const BertConfig& config) {
-  dense = register_module("dense", torch::nn::Linear(in_features, config.hidden_size));
+  dense = register_module("dense", Linear(in_features, config.hidden_size));
   layer_norm = register_module(
       "LayerNorm", torch::nn::LayerNorm(
                        torch::nn::LayerNormOptions({config.hidden_size}).eps(config.layer_norm_eps)));

@@ -8,7 +8,7 @@
 namespace blip::models {
 
 BertIntermediateImpl::BertIntermediateImpl(const BertConfig& config) {
-  dense = register_module("dense", torch::nn::Linear(config.hidden_size, config.intermediate_size));
+  dense = register_module("dense", Linear(config.hidden_size, config.intermediate_size));
 }
 
 at::Tensor BertIntermediateImpl::forward(const at::Tensor& x) {

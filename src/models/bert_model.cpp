@@ -36,7 +36,7 @@ BertModelImpl::BertModelImpl(const BertConfig& config) : config_(config) {
   init_embedding_normal(embeddings->word_embeddings, std);
   init_embedding_normal(embeddings->position_embeddings, std);
   for (auto& module : modules(/*include_self=*/false))
-    if (auto* linear = module->as<torch::nn::Linear>()) init_linear_normal(*linear, std);
+    if (auto* linear = module->as<Linear>()) init_linear_normal(*linear, std);
 }
 
 at::Tensor BertModelImpl::run(const at::Tensor& input_ids, const at::Tensor& attention_mask,

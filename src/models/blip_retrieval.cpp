@@ -8,6 +8,7 @@
 #include <string>
 
 #include "blip/error.h"
+#include "blip/models/random_init.h"
 
 namespace blip::models {
 
@@ -47,21 +48,26 @@ BlipRetrievalImpl::BlipRetrievalImpl(const BlipRetrievalSpec& spec) : spec_(spec
 
   temp = register_parameter("temp", at::full({}, kInitialTemp, at::kFloat));
   if (spec.with_momentum) {
-    image_queue = register_buffer("image_queue", normalize(at::randn({spec.embed_dim, spec.queue_size}), 0));
-    text_queue = register_buffer("text_queue", normalize(at::randn({spec.embed_dim, spec.queue_size}), 0));
+    // BLIP fills the queues with normalised random features; a checkpoint overwrites them.
+    auto random_queue = [&] {
+      if (!random_init_enabled()) return at::empty({spec.embed_dim, spec.queue_size});
+      return normalize(at::randn({spec.embed_dim, spec.queue_size}), 0);
+    };
+    image_queue = register_buffer("image_queue", random_queue());
+    text_queue = register_buffer("text_queue", random_queue());
     idx_queue = register_buffer("idx_queue", at::full({1, spec.queue_size}, kEmptyQueueIdx, at::kLong));
     ptr_queue = register_buffer("ptr_queue", at::zeros({1}, at::kLong));
   }
   visual_encoder = register_module("visual_encoder", VisionTransformer(spec.vit));
   text_encoder = register_module("text_encoder", BertModel(spec.text));
-  vision_proj = register_module("vision_proj", torch::nn::Linear(vision_width, spec.embed_dim));
-  text_proj = register_module("text_proj", torch::nn::Linear(text_width, spec.embed_dim));
-  itm_head = register_module("itm_head", torch::nn::Linear(text_width, 2));
+  vision_proj = register_module("vision_proj", Linear(vision_width, spec.embed_dim));
+  text_proj = register_module("text_proj", Linear(text_width, spec.embed_dim));
+  itm_head = register_module("itm_head", Linear(text_width, 2));
   if (spec.with_momentum) {
     visual_encoder_m = register_module("visual_encoder_m", VisionTransformer(spec.vit_m));
-    vision_proj_m = register_module("vision_proj_m", torch::nn::Linear(vision_width, spec.embed_dim));
+    vision_proj_m = register_module("vision_proj_m", Linear(vision_width, spec.embed_dim));
     text_encoder_m = register_module("text_encoder_m", BertModel(spec.text));
-    text_proj_m = register_module("text_proj_m", torch::nn::Linear(text_width, spec.embed_dim));
+    text_proj_m = register_module("text_proj_m", Linear(text_width, spec.embed_dim));
     copy_params();
   }
 }
@@ -79,7 +85,9 @@ void BlipRetrievalImpl::copy_params() {
   for (auto [online, momentum] : model_pairs()) {
     auto p = online->parameters(), pm = momentum->parameters();
     for (size_t i = 0; i < p.size(); ++i) {
-      pm[i].copy_(p[i]);
+      // Without random init the online weights are unset (and their pages untouched): the
+      // checkpoint supplies both encoders, and copying would only fault the pages in twice.
+      if (random_init_enabled()) pm[i].copy_(p[i]);
       pm[i].set_requires_grad(false);
     }
   }

@@ -14,10 +14,10 @@ namespace blip::models {
 VitAttentionImpl::VitAttentionImpl(const VitConfig& config)
     : heads_(config.heads), scale_(std::pow(static_cast<double>(config.width / config.heads), -0.5)) {
   qkv = register_module(
-      "qkv", torch::nn::Linear(torch::nn::LinearOptions(config.width, 3 * config.width)
+      "qkv", Linear(torch::nn::LinearOptions(config.width, 3 * config.width)
                                    .bias(config.qkv_bias)));
   attn_drop = register_module("attn_drop", torch::nn::Dropout(config.attn_drop_rate));
-  proj = register_module("proj", torch::nn::Linear(config.width, config.width));
+  proj = register_module("proj", Linear(config.width, config.width));
   proj_drop = register_module("proj_drop", torch::nn::Dropout(config.drop_rate));
 }
 
@@ -37,8 +37,8 @@ at::Tensor VitAttentionImpl::forward(const at::Tensor& x) {
 }
 
 VitMlpImpl::VitMlpImpl(const VitConfig& config) {
-  fc1 = register_module("fc1", torch::nn::Linear(config.width, config.mlp_hidden()));
-  fc2 = register_module("fc2", torch::nn::Linear(config.mlp_hidden(), config.width));
+  fc1 = register_module("fc1", Linear(config.width, config.mlp_hidden()));
+  fc2 = register_module("fc2", Linear(config.mlp_hidden(), config.width));
   drop = register_module("drop", torch::nn::Dropout(config.drop_rate));
 }
 

@@ -21,7 +21,9 @@ struct PthCheckpoint {
 };
 
 // The whole unpickled object of a torch.save archive (tensors on the CPU; tensors that share a
-// storage in the file share memory). Throws blip::Error naming the file for anything malformed
+// storage in the file share memory). Storage records stored uncompressed, as torch.save writes
+// them, are checked against their CRC-32 and then not copied: the tensors point into a private
+// (copy-on-write) mapping of the file, which lives as long as they do. Throws blip::Error naming the file for anything malformed
 // or not allow-listed (see pickle.h).
 pickle::Value load_pth_object(const std::string& path);
 

@@ -19,8 +19,9 @@ namespace blip::io {
 // Headers larger than this are rejected (the limit of the reference implementation).
 inline constexpr std::uint64_t kSafetensorsMaxHeaderBytes = 100'000'000;
 
-// Loads every tensor of `path` (CPU, contiguous, owning memory), in the order their bytes appear
-// in the file. When `metadata` is given it receives the `__metadata__` map (empty if absent).
+// Loads every tensor of `path` (CPU, contiguous), in the order their bytes appear in the file.
+// Tensors aligned for their elements are not copied: they point into a private (copy-on-write)
+// mapping of the file, which lives as long as they do. When `metadata` is given it receives the `__metadata__` map (empty if absent).
 NamedTensors load_safetensors(const std::string& path,
                               std::map<std::string, std::string>* metadata = nullptr);
 

@@ -13,7 +13,7 @@
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/embedding.h>
-#include <torch/nn/modules/linear.h>
+#include "blip/models/linear.h"
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
@@ -67,9 +67,9 @@ class BertSelfAttentionImpl : public torch::nn::Module {
   // Keys and values of `states` [B, N, W], split into heads.
   CrossAttentionKV project_kv(const at::Tensor& states);
 
-  torch::nn::Linear query{nullptr};
-  torch::nn::Linear key{nullptr};
-  torch::nn::Linear value{nullptr};
+  Linear query{nullptr};
+  Linear key{nullptr};
+  Linear value{nullptr};
   torch::nn::Dropout dropout{nullptr};
 
  private:
@@ -97,7 +97,7 @@ class BertResidualOutputImpl : public torch::nn::Module {
   BertResidualOutputImpl(int64_t in_features, const BertConfig& config);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& residual);
 
-  torch::nn::Linear dense{nullptr};
+  Linear dense{nullptr};
   torch::nn::LayerNorm layer_norm{nullptr};  // "LayerNorm"
   torch::nn::Dropout dropout{nullptr};
 };
@@ -121,7 +121,7 @@ class BertIntermediateImpl : public torch::nn::Module {
   explicit BertIntermediateImpl(const BertConfig& config);
   at::Tensor forward(const at::Tensor& x);
 
-  torch::nn::Linear dense{nullptr};
+  Linear dense{nullptr};
 };
 TORCH_MODULE(BertIntermediate);
 

@@ -7,7 +7,7 @@
 #pragma once
 
 #include <torch/nn/module.h>
-#include <torch/nn/modules/linear.h>
+#include "blip/models/linear.h"
 #include <torch/nn/pimpl.h>
 
 #include <string>
@@ -91,13 +91,13 @@ class BlipRetrievalImpl : public torch::nn::Module {
   at::Tensor ptr_queue;    // buffer [1] int64
   VisionTransformer visual_encoder{nullptr};
   BertModel text_encoder{nullptr};
-  torch::nn::Linear vision_proj{nullptr};
-  torch::nn::Linear text_proj{nullptr};
-  torch::nn::Linear itm_head{nullptr};
+  Linear vision_proj{nullptr};
+  Linear text_proj{nullptr};
+  Linear itm_head{nullptr};
   VisionTransformer visual_encoder_m{nullptr};
-  torch::nn::Linear vision_proj_m{nullptr};
+  Linear vision_proj_m{nullptr};
   BertModel text_encoder_m{nullptr};
-  torch::nn::Linear text_proj_m{nullptr};
+  Linear text_proj_m{nullptr};
 
  private:
   std::vector<std::pair<torch::nn::Module*, torch::nn::Module*>> model_pairs();

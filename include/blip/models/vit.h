@@ -7,7 +7,7 @@
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/dropout.h>
-#include <torch/nn/modules/linear.h>
+#include "blip/models/linear.h"
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
@@ -38,9 +38,9 @@ class VitAttentionImpl : public torch::nn::Module {
   explicit VitAttentionImpl(const VitConfig& config);
   at::Tensor forward(const at::Tensor& x);
 
-  torch::nn::Linear qkv{nullptr};
+  Linear qkv{nullptr};
   torch::nn::Dropout attn_drop{nullptr};
-  torch::nn::Linear proj{nullptr};
+  Linear proj{nullptr};
   torch::nn::Dropout proj_drop{nullptr};
 
  private:
@@ -55,8 +55,8 @@ class VitMlpImpl : public torch::nn::Module {
   explicit VitMlpImpl(const VitConfig& config);
   at::Tensor forward(const at::Tensor& x);
 
-  torch::nn::Linear fc1{nullptr};
-  torch::nn::Linear fc2{nullptr};
+  Linear fc1{nullptr};
+  Linear fc2{nullptr};
   torch::nn::Dropout drop{nullptr};
 };
 TORCH_MODULE(VitMlp);
