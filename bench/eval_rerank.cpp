@@ -5,7 +5,11 @@
 // the same score matrices (within 1e-4), the same -100 layout and identical metrics.
 //
 //   bench_eval_rerank [--images 16] [--captions-per-image 5] [--k 16] [--config configs/retrieval_coco.yaml]
-//                     [--modes reference,optimized,optimized-bf16] [--threads N] [--seed 0]
+//                     [--modes reference,optimized,optimized-bf16] [--threads N] [--seed 0] [--bracket]
+//
+// --bracket also runs the second mode before the first, and compares the first with the mean of
+// the second's two runs: on a machine whose speed drifts over the minutes of a long run, a drift
+// that favours one mode then counts for both.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -16,6 +20,7 @@
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -43,6 +48,7 @@ struct Args {
   std::vector<std::string> modes{"reference", "optimized"};
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   uint64_t seed = 0;
+  bool bracket = false;
   std::string work_dir;
 };
 
@@ -132,6 +138,7 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--threads", args.threads)->check(CLI::PositiveNumber);
   app.add_option("--seed", args.seed);
+  app.add_flag("--bracket", args.bracket, "run the second mode before and after the first and compare with their mean");
   CLI11_PARSE(app, argc, argv);
 
   char tmpl[] = "/tmp/blip_bench_XXXXXX";
@@ -148,17 +155,24 @@ int main(int argc, char** argv) {
               blas_core.empty() ? "(no OpenBLAS)" : blas_core.c_str(), coretype.empty() ? "(unset)" : coretype.c_str());
 
   std::vector<nlohmann::json> runs;
+  std::optional<nlohmann::json> before;  // --bracket: the second mode, run first
   try {
+    if (args.bracket && args.modes.size() >= 2) {
+      before = run_in_child(args, args.modes[1]);
+      (*before)["mode"] = args.modes[1] + "-before";
+    }
     for (const auto& mode : args.modes) runs.push_back(run_in_child(args, mode));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_eval_rerank: %s\n", e.what());
     return 1;
   }
 
-  std::printf("%-10s %8s %9s %9s %9s %9s %10s %10s %10s %9s %8s\n", "mode", "GEMM", "text s", "image s",
+  std::printf("%-17s %8s %9s %9s %9s %9s %10s %10s %10s %9s %8s\n", "mode", "GEMM", "text s", "image s",
               "rerank s", "total s", "image GF/s", "rerank GF/s", "ITM rows", "tokens", "RSS MiB");
-  for (const auto& r : runs) {
-    std::printf("%-10s %8.0f %9.2f %9.2f %9.2f %9.2f %10.1f %10.1f %10lld %9.1f %8.0f\n",
+  std::vector<nlohmann::json> in_order = runs;  // as they ran
+  if (before) in_order.insert(in_order.begin(), *before);
+  for (const auto& r : in_order) {
+    std::printf("%-17s %8.0f %9.2f %9.2f %9.2f %9.2f %10.1f %10.1f %10lld %9.1f %8.0f\n",
                 r["mode"].get<std::string>().c_str(), r["gemm_fp32_gflops"].get<double>(), r["text_s"].get<double>(),
                 r["image_s"].get<double>(), r["rerank_s"].get<double>(), r["total_s"].get<double>(),
                 r["image_gflop"].get<double>() / r["image_s"].get<double>(),
@@ -175,7 +189,7 @@ int main(int argc, char** argv) {
   constexpr double kCocoImages = 5000, kCocoTexts = 25000, kCocoK = 256;
   const double n_img = static_cast<double>(args.images), n_txt = static_cast<double>(args.images * args.captions_per_image);
   std::printf("\nprojection to COCO 5k test (5,000 images x 25,000 captions, k_test 256) on this machine:\n");
-  for (const auto& r : runs) {
+  for (const auto& r : in_order) {
     const double rows = static_cast<double>(r["itm_rows"].get<int64_t>());
     const double per_row = rows > 0 ? r["rerank_s"].get<double>() / rows : 0;
     const double text_s = kCocoTexts * r["text_s"].get<double>() / n_txt;
@@ -186,13 +200,9 @@ int main(int argc, char** argv) {
                 (text_s + image_s + rerank_s) / 3600);
   }
 
-  bool agree = true;  // the correctness check: a disagreement is a non-zero exit
-  if (runs.size() >= 2) {
-    const auto& ref = runs[0];
-    const auto& opt = runs[1];
-    std::printf("\nspeedup %s -> %s: rerank %.2fx, total %.2fx\n", ref["mode"].get<std::string>().c_str(),
-                opt["mode"].get<std::string>().c_str(), ref["rerank_s"].get<double>() / opt["rerank_s"].get<double>(),
-                ref["total_s"].get<double>() / opt["total_s"].get<double>());
+  // The correctness check: a disagreement is a non-zero exit.
+  const auto split = blip::bench::synthetic_split(args.images, args.captions_per_image, args.seed);
+  auto agrees = [&](const nlohmann::json& ref, const nlohmann::json& opt) {
     std::map<std::string, at::Tensor> a, b;
     for (auto& [n, t] : blip::io::load_safetensors(ref["scores"].get<std::string>())) a[n] = t;
     for (auto& [n, t] : blip::io::load_safetensors(opt["scores"].get<std::string>())) b[n] = t;
@@ -202,17 +212,37 @@ int main(int argc, char** argv) {
       same_layout &= at::equal(a[name] == -100.0f, b[name] == -100.0f);
       max_diff = std::max(max_diff, (a[name] - b[name]).abs().max().item<double>());
     }
-    const auto split = blip::bench::synthetic_split(args.images, args.captions_per_image, args.seed);
     const auto ma = blip::eval::itm_eval(a["score_matrix_i2t"], a["score_matrix_t2i"], split.txt2img, split.img2txt);
     const auto mb = blip::eval::itm_eval(b["score_matrix_i2t"], b["score_matrix_t2i"], split.txt2img, split.img2txt);
     const bool same_metrics = ma.items() == mb.items();
-    std::printf("scores: max |diff| %.2e, same top-k (-100) layout: %s, identical metrics: %s\n", max_diff,
+    std::printf("scores %s vs %s: max |diff| %.2e, same top-k (-100) layout: %s, identical metrics: %s\n",
+                opt["mode"].get<std::string>().c_str(), ref["mode"].get<std::string>().c_str(), max_diff,
                 same_layout ? "yes" : "NO", same_metrics ? "yes" : "NO");
     // Two fp32 modes must agree (issue #8: same metrics, scores within 1e-4); a bf16 mode in the
     // second place is only reported.
     auto is_fp32 = [](const std::string& mode) { return mode.find("bf16") == std::string::npos; };
-    if (is_fp32(ref["mode"].get<std::string>()) && is_fp32(opt["mode"].get<std::string>()))
-      agree = same_layout && same_metrics && max_diff <= kFp32ScoreTolerance;
+    if (!is_fp32(ref["mode"].get<std::string>()) || !is_fp32(opt["mode"].get<std::string>())) return true;
+    return same_layout && same_metrics && max_diff <= kFp32ScoreTolerance;
+  };
+  bool agree = true;
+  if (runs.size() >= 2) {
+    const auto& ref = runs[0];
+    const auto& opt = runs[1];
+    const char* ref_name = ref["mode"].get_ref<const std::string&>().c_str();
+    const char* opt_name = opt["mode"].get_ref<const std::string&>().c_str();
+    auto ratio = [&](const nlohmann::json& o, const char* key) { return ref[key].get<double>() / o[key].get<double>(); };
+    if (before) {
+      auto mean = [&](const char* key) { return 0.5 * ((*before)[key].get<double>() + opt[key].get<double>()); };
+      std::printf("\nspeedup %s -> %s (mean of its runs before and after): rerank %.2fx, total %.2fx\n", ref_name,
+                  opt_name, ref["rerank_s"].get<double>() / mean("rerank_s"), ref["total_s"].get<double>() / mean("total_s"));
+      std::printf("  against the run before: rerank %.2fx, total %.2fx; after: rerank %.2fx, total %.2fx\n",
+                  ratio(*before, "rerank_s"), ratio(*before, "total_s"), ratio(opt, "rerank_s"), ratio(opt, "total_s"));
+    } else {
+      std::printf("\nspeedup %s -> %s: rerank %.2fx, total %.2fx\n", ref_name, opt_name, ratio(opt, "rerank_s"),
+                  ratio(opt, "total_s"));
+    }
+    agree = agrees(ref, opt);
+    if (before) agree = agrees(ref, *before) && agree;
   }
   for (size_t i = 2; i < runs.size(); ++i) {
     std::map<std::string, at::Tensor> a, c;
@@ -225,7 +255,7 @@ int main(int argc, char** argv) {
                 runs[i]["mode"].get<std::string>().c_str(), runs[0]["mode"].get<std::string>().c_str(),
                 runs[0]["rerank_s"].get<double>() / runs[i]["rerank_s"].get<double>(), 100.0 * overlap, diff);
   }
-  for (const auto& r : runs) std::remove(r["scores"].get<std::string>().c_str());
+  for (const auto& r : in_order) std::remove(r["scores"].get<std::string>().c_str());
   rmdir(tmpl);
   if (!agree) {
     std::fprintf(stderr, "bench_eval_rerank: FAILED: %s and %s disagree (see the scores line)\n",
