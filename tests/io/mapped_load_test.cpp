@@ -106,7 +106,9 @@ TEST(MappedLoad, SafetensorsMapsAlignedTensorsAndReadsMisalignedOnes) {
   for (auto& [name, t] : loaded) {
     EXPECT_TRUE(in_mapping_of(t.data_ptr(), path)) << name << " was copied";
     for (const auto& [want_name, want] : tensors)
-      if (want_name == name) EXPECT_TRUE(at::equal(t, want)) << name;
+      if (want_name == name) {
+        EXPECT_TRUE(at::equal(t, want)) << name;
+      }
     t.add_(1);
   }
   EXPECT_EQ(read_bytes(path), bytes);

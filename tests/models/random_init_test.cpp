@@ -25,7 +25,9 @@ TEST(Linear, InitialisesAndComputesAsTorchLinear) {
     const float after_ours = at::rand({1}).item<float>();
     EXPECT_TRUE(at::equal(ours->weight, theirs->weight)) << "bias " << bias;
     ASSERT_EQ(ours->bias.defined(), bias);
-    if (bias) EXPECT_TRUE(at::equal(ours->bias, theirs->bias));
+    if (bias) {
+      EXPECT_TRUE(at::equal(ours->bias, theirs->bias));
+    }
     EXPECT_EQ(after_ours, after_theirs) << "the two drew different amounts of random numbers";
     const at::Tensor x = at::randn({3, 5, 24});
     EXPECT_TRUE(at::equal(ours->forward(x), theirs->forward(x)));
@@ -107,7 +109,9 @@ TEST(NoRandomInit, WhatACheckpointLacksKeepsBlipsInit) {
   EXPECT_TRUE(at::equal(loaded->itm_head->weight, initialised->itm_head->weight));
   EXPECT_TRUE(at::equal(loaded->itm_head->bias, initialised->itm_head->bias));
   for (const auto& [name, t] : partial)
-    if (name == "text_proj.weight") EXPECT_TRUE(at::equal(loaded->text_proj->weight, t));
+    if (name == "text_proj.weight") {
+      EXPECT_TRUE(at::equal(loaded->text_proj->weight, t));
+    }
 }
 
 }  // namespace
