@@ -1,7 +1,7 @@
 // Skipping the random initialisation of a model whose every weight a checkpoint will overwrite.
 // While a NoRandomInit guard lives, the models' constructors leave their random parameters
-// uninitialised (deterministic values such as LayerNorm's ones, position ids and zero biases are
-// still set). load_blip_retrieval uses it and falls back to a fully initialised model when the
+// uninitialised (deterministic values such as LayerNorm's ones and the position ids are still
+// set). load_blip_retrieval uses it and falls back to a fully initialised model when the
 // checkpoint does not cover every parameter.
 #pragma once
 
