@@ -38,6 +38,7 @@
 #include "blip/io/safetensors.h"
 #include "blip/models/blip_retrieval.h"
 #include "blip/models/factory.h"
+#include "blip/models/fused_attention.h"
 #include "blip/models/state_dict.h"
 #include "blip/text/wordpiece_tokenizer.h"
 #include "flop_model.h"
@@ -178,8 +179,9 @@ int main(int argc, char** argv) {
               static_cast<long long>(args.images), static_cast<long long>(args.images * args.captions_per_image),
               static_cast<long long>(args.k_test), args.config.c_str());
   const auto blas_core = blip::blas_kernels().core;
-  std::printf("threads %d, OpenBLAS core %s, OPENBLAS_CORETYPE=%s\n\n", args.threads,
-              blas_core.empty() ? "(no OpenBLAS)" : blas_core.c_str(), coretype.empty() ? "(unset)" : coretype.c_str());
+  std::printf("threads %d, OpenBLAS core %s, OPENBLAS_CORETYPE=%s, fused attention kernel %s (optimized modes)\n\n",
+              args.threads, blas_core.empty() ? "(no OpenBLAS)" : blas_core.c_str(),
+              coretype.empty() ? "(unset)" : coretype.c_str(), blip::models::fused_attention_kernel());
 
   if (args.load) {
     args.checkpoint = args.work_dir + "/checkpoint.pth";

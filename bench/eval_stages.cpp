@@ -21,12 +21,14 @@
 #include <cstdio>
 #include <functional>
 #include <numeric>
+#include <optional>
 #include <thread>
 
 #include "blip/blas_kernels.h"
 #include "blip/config.h"
 #include "blip/models/blip_retrieval.h"
 #include "blip/models/factory.h"
+#include "blip/models/fused_attention.h"
 #include "blip/retrieval/itc_features.h"
 #include "blip/retrieval/itm_scorer.h"
 #include "blip/retrieval/text_tensors.h"
@@ -107,8 +109,9 @@ int main(int argc, char** argv) {
     c10::NoGradGuard no_grad;
     const auto gemm = blip::bench::measure_gemm(2048, at::kFloat);
     const auto core = blip::blas_kernels().core;
-    std::printf("threads %d, OpenBLAS core %s; 2048^2 fp32 GEMM in this run: %.1f GFLOP/s\n", args.threads,
-                core.empty() ? "(no OpenBLAS)" : core.c_str(), gemm.gflops);
+    std::printf("threads %d, OpenBLAS core %s, fused attention kernel %s; 2048^2 fp32 GEMM in this run: %.1f GFLOP/s\n",
+                args.threads, core.empty() ? "(no OpenBLAS)" : core.c_str(), blip::models::fused_attention_kernel(),
+                gemm.gflops);
 
     const auto config = blip::load_retrieval_config(args.config);
     auto model = blip::models::make_blip_retrieval(config, /*with_momentum=*/false);
@@ -157,10 +160,13 @@ int main(int argc, char** argv) {
                   gemm.gflops, [&] { logits = scorer.image_logits(one_image, texts); });
     // Reference: BLIP's call for the first few pairs (padded, the image repeated, no sharing).
     const std::int64_t check = std::min<std::int64_t>(args.texts, 8);
+    std::optional<blip::models::UnfusedAttention> blips_operators;  // ATen's attention, as BLIP
+    blips_operators.emplace();
     const at::Tensor ref = model->itm_logits(texts.ids().narrow(0, 0, check), texts.attention_mask().narrow(0, 0, check),
                                              one_image.expand({check, -1, -1}).contiguous(),
                                              at::ones({check, one_image.size(1)}, at::kLong));
     const double itm_diff = logits.defined() ? (logits.narrow(0, 0, check) - ref).abs().max().item<double>() : 0.0;
+    blips_operators.reset();
 
     std::printf("\ncheck (tolerance %.0e):", kTolerance);
     if (args.run("text")) std::printf(" ITC text features trimmed vs padded max |diff| %.2e;", text_diff);

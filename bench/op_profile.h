@@ -104,6 +104,14 @@ class OpProfile {
         return;
       }
     }
+    if (name == "blip::fused_attention" && in.size() >= 2) {  // q [B, Lq, W] . k [Bk, N, W], then . v
+      const auto q = sizes(in[0]), k = sizes(in[1]);
+      if (q.size() == 3 && k.size() == 3) {
+        c.flops = 4.0 * product(q, 3) * static_cast<double>(k[1]);
+        c.group = "fused attention (kernel)";
+        return;
+      }
+    }
     c.group = name;
   }
 

@@ -27,6 +27,15 @@ if(BLIP_WITH_OPENCV)
 endif()
 blip_area(image DEPS ${_image_deps})
 blip_area(models DEPS blipobj_core blipobj_io torch yaml-cpp nlohmann_json::nlohmann_json)
+# The fused attention kernels are compiled for their instruction sets; fused_attention.cpp calls
+# one only where the CPU has it. Elsewhere they build empty. (GCC 12 warns falsely about the
+# undefined vectors inside its AVX-512 intrinsics.)
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|amd64" AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+  set_source_files_properties("${PROJECT_SOURCE_DIR}/src/models/fused_attention_avx512.cpp"
+                              PROPERTIES COMPILE_OPTIONS "-mavx512f;-mfma;-Wno-maybe-uninitialized")
+  set_source_files_properties("${PROJECT_SOURCE_DIR}/src/models/fused_attention_avx2.cpp"
+                              PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma")
+endif()
 blip_area(retrieval DEPS blipobj_models blipobj_data blipobj_dist blipobj_image blipobj_text blipobj_io blipobj_core torch)
 if(TARGET blipobj_retrieval AND BLIP_WITH_FAISS)
   # PRIVATE: no public header includes FAISS's, so dependents get only the link (LINK_ONLY), not

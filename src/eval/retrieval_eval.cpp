@@ -3,6 +3,7 @@
 #include "blip/error.h"
 #include "blip/eval/progress.h"
 #include "blip/models/blip_retrieval.h"
+#include "blip/models/fused_attention.h"
 #include "blip/retrieval/itc_features.h"
 #include "blip/retrieval/itm_scorer.h"
 #include "blip/retrieval/model_guards.h"
@@ -16,6 +17,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <optional>
 
 namespace blip::eval {
 using data::ImageBatch;
@@ -452,6 +454,9 @@ void evaluate_in_inference_mode(models::BlipRetrievalImpl& model, const text::To
                    std::to_string(split.num_texts()) + " captions)");
   const auto t_start = Clock::now();
   model.eval();
+  // Reference mode stands in for BLIP's Python: ATen's attention operators, not the fused kernel.
+  std::optional<models::UnfusedAttention> blips_operators;
+  if (o.mode == EvalMode::Reference) blips_operators.emplace();
   const int world = dist.world_size(), rank = dist.rank();
   const bool sharded = o.mode == EvalMode::Optimized && world > 1;
   const bool progress = o.show_progress && dist.is_main();

@@ -7,6 +7,7 @@
 
 #include "blip/models/bert.h"
 #include "models/attention_scale.h"
+#include "models/fused_attention.h"
 #include "models/reduced_precision.h"
 
 namespace blip::models {
@@ -82,9 +83,30 @@ at::Tensor BertSelfAttentionImpl::attend_shared_kv(const at::Tensor& q, const at
   return context.view({heads_, batch, len, head_dim_}).permute({1, 2, 0, 3}).reshape({batch, len, heads_ * head_dim_});
 }
 
+// [B, heads, N, head_dim] (split_heads) -> [B, N, heads * head_dim]: a view of the projection.
+at::Tensor BertSelfAttentionImpl::merge_heads(const at::Tensor& x) const {
+  return x.permute({0, 2, 1, 3}).reshape({x.size(0), x.size(2), heads_ * head_dim_});
+}
+
 at::Tensor BertSelfAttentionImpl::attend(const at::Tensor& hidden, const at::Tensor& k,
                                          const at::Tensor& v, const at::Tensor& mask) {
-  at::Tensor q = split_heads(query->forward(hidden));
+  const at::Tensor projected = query->forward(hidden);
+  // The fused kernel takes a mask that is the same for every query ([B, 1, 1, N]) as a bias per key.
+  const bool per_key_mask = !mask.defined() || (mask.dim() == 4 && mask.size(1) == 1 && mask.size(2) == 1 &&
+                                                mask.size(3) == k.size(2));
+  if (!is_training() && per_key_mask) {
+    const at::Tensor keys = merge_heads(k), values = merge_heads(v);
+    const at::Tensor bias = mask.defined() ? mask.reshape({mask.size(0), mask.size(3)}) : at::Tensor();
+    if (fused_attention_applies(projected, keys, values, bias, heads_)) {
+      AttentionScale scale;
+      if (queries_scaled())
+        scale.q_scale = static_cast<float>(1.0 / score_divisor());
+      else
+        scale.score_divisor = static_cast<float>(score_divisor());
+      return fused_attention(projected, keys, values, bias, heads_, scale);
+    }
+  }
+  at::Tensor q = split_heads(projected);
   if (queries_scaled()) q = q / score_divisor();  // the same bits (attention_scale.h)
   const bool mask_shared = !mask.defined() || mask.numel() == k.size(2);
   if (k.size(0) == 1 && q.size(0) > 1 && mask_shared && !is_training()) return attend_shared_kv(q, k, v, mask);

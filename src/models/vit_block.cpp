@@ -7,6 +7,7 @@
 #include "blip/models/grad_checkpoint.h"
 #include "blip/models/vit.h"
 #include "models/attention_scale.h"
+#include "models/fused_attention.h"
 #include "models/reduced_precision.h"
 
 namespace blip::models {
@@ -23,7 +24,19 @@ VitAttentionImpl::VitAttentionImpl(const VitConfig& config)
 
 at::Tensor VitAttentionImpl::forward(const at::Tensor& x) {
   const int64_t B = x.size(0), N = x.size(1), C = x.size(2);
-  at::Tensor qkv_out = qkv->forward(x).reshape({B, N, 3, heads_, C / heads_}).permute({2, 0, 3, 1, 4});
+  const at::Tensor projected = qkv->forward(x);  // [B, N, 3 * C]: q, k, v, each heads side by side
+  if (!is_training()) {
+    const at::Tensor q = projected.narrow(2, 0, C), k = projected.narrow(2, C, C), v = projected.narrow(2, 2 * C, C);
+    if (fused_attention_applies(q, k, v, at::Tensor(), heads_)) {
+      AttentionScale scale;
+      if (is_power_of_two(scale_))
+        scale.q_scale = static_cast<float>(scale_);
+      else
+        scale.score_multiplier = static_cast<float>(scale_);
+      return proj_drop->forward(proj->forward(fused_attention(q, k, v, at::Tensor(), heads_, scale)));
+    }
+  }
+  at::Tensor qkv_out = projected.reshape({B, N, 3, heads_, C / heads_}).permute({2, 0, 3, 1, 4});
   at::Tensor q = qkv_out[0], k = qkv_out[1], v = qkv_out[2];
   at::Tensor attn;
   if (is_power_of_two(scale_))

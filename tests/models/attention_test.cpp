@@ -1,7 +1,8 @@
 // The attention modules against BLIP's order of operations, bit for bit: BLIP scales the scores
 // (timm: (q @ k^T) * scale; med.py: (q @ k^T) / sqrt(head_dim)); ours scales the queries when the
 // scale is a power of two (head_dim 64), which must give exactly the same output, and keeps
-// BLIP's order otherwise (head_dim 48).
+// BLIP's order otherwise (head_dim 48). These run ATen's operators (UnfusedAttention); the fused
+// kernel computes the same sums in another order (fused_attention_test.cpp).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/grad_mode.h>
@@ -10,6 +11,7 @@
 
 #include "blip/config.h"
 #include "blip/models/bert.h"
+#include "blip/models/fused_attention.h"
 #include "blip/models/vit.h"
 #include "models/attention_scale.h"
 
@@ -36,6 +38,7 @@ class AttentionOrder : public ::testing::TestWithParam<int64_t> {};  // paramete
 
 TEST_P(AttentionOrder, BertSelfAttentionEqualsBlipBitForBit) {
   torch::NoGradGuard no_grad;
+  blip::models::UnfusedAttention unfused;  // ATen's path; the fused kernel: fused_attention_test.cpp
   at::manual_seed(3);
   blip::BertConfig c;
   c.num_attention_heads = 2;
@@ -57,6 +60,7 @@ TEST_P(AttentionOrder, BertSelfAttentionEqualsBlipBitForBit) {
 
 TEST_P(AttentionOrder, VitAttentionEqualsBlipBitForBit) {
   torch::NoGradGuard no_grad;
+  blip::models::UnfusedAttention unfused;
   at::manual_seed(4);
   blip::VitConfig c;
   c.heads = 2;

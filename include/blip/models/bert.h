@@ -74,6 +74,7 @@ class BertSelfAttentionImpl : public torch::nn::Module {
 
  private:
   at::Tensor split_heads(const at::Tensor& x) const;  // [B, L, H] -> [B, heads, L, head_dim]
+  at::Tensor merge_heads(const at::Tensor& x) const;  // the inverse, a view where it can be
   // BLIP divides the scores by sqrt(head_dim); when that is a power of two the queries are
   // divided instead, which gives the same bits (src/models/attention_scale.h).
   double score_divisor() const;
