@@ -127,6 +127,11 @@ at::Tensor BertSelfAttentionImpl::forward(const at::Tensor& hidden, const CrossA
   return attend(hidden, kv.key, kv.value, mask);
 }
 
+at::Tensor BertSelfAttentionImpl::forward_queries(const at::Tensor& queries, const at::Tensor& states,
+                                                  const at::Tensor& mask) {
+  return attend(queries, split_heads(key->forward(states)), split_heads(value->forward(states)), mask);
+}
+
 BertResidualOutputImpl::BertResidualOutputImpl(int64_t in_features, const BertConfig& config) {
   dense = register_module("dense", Linear(in_features, config.hidden_size));
   layer_norm = register_module(
@@ -151,6 +156,11 @@ at::Tensor BertAttentionImpl::forward(const at::Tensor& hidden, const at::Tensor
 at::Tensor BertAttentionImpl::forward(const at::Tensor& hidden, const CrossAttentionKV& kv,
                                       const at::Tensor& mask) {
   return output->forward(self->forward(hidden, kv, mask), hidden);
+}
+
+at::Tensor BertAttentionImpl::forward_queries(const at::Tensor& queries, const at::Tensor& states,
+                                              const at::Tensor& mask) {
+  return output->forward(self->forward_queries(queries, states, mask), queries);
 }
 
 }  // namespace blip::models

@@ -42,7 +42,8 @@ BertModelImpl::BertModelImpl(const BertConfig& config) : config_(config) {
 at::Tensor BertModelImpl::run(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                               TextMode mode, const at::Tensor& encoder_hidden_states,
                               const CrossAttentionCache* cross_kv,
-                              const at::Tensor& encoder_attention_mask, BertTrace* trace) {
+                              const at::Tensor& encoder_attention_mask, BertTrace* trace,
+                              OutputTokens tokens) {
   check_mask(input_ids, attention_mask);
   const int64_t batch = input_ids.size(0);
   auto check_batch = [&](int64_t b, const char* what) {
@@ -69,7 +70,7 @@ at::Tensor BertModelImpl::run(const at::Tensor& input_ids, const at::Tensor& att
                                     : at::Tensor();
   at::Tensor h = embeddings->forward(input_ids);
   if (trace) trace->embeddings = h;
-  return encoder->forward(h, self_mask, mode, encoder_hidden_states, cross_kv, cross_mask, trace);
+  return encoder->forward(h, self_mask, mode, encoder_hidden_states, cross_kv, cross_mask, trace, tokens);
 }
 
 at::Tensor BertModelImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
@@ -84,7 +85,7 @@ at::Tensor BertModelImpl::forward(const at::Tensor& input_ids, const at::Tensor&
                                c10::str(encoder_hidden_states.sizes()));
   }
   return run(input_ids, attention_mask, mode, encoder_hidden_states, nullptr,
-             encoder_attention_mask, trace);
+             encoder_attention_mask, trace, OutputTokens::All);
 }
 
 CrossAttentionCache BertModelImpl::cross_attention_kv(const at::Tensor& encoder_hidden_states) {
@@ -105,9 +106,9 @@ at::Tensor BertModelImpl::forward_with_cross_kv(const at::Tensor& input_ids,
                                                 const at::Tensor& attention_mask,
                                                 const CrossAttentionCache& cross_kv,
                                                 const at::Tensor& encoder_attention_mask,
-                                                BertTrace* trace) {
+                                                BertTrace* trace, OutputTokens tokens) {
   return run(input_ids, attention_mask, TextMode::Multimodal, at::Tensor(), &cross_kv,
-             encoder_attention_mask, trace);
+             encoder_attention_mask, trace, tokens);
 }
 
 }  // namespace blip::models

@@ -163,8 +163,9 @@ at::Tensor BlipRetrievalImpl::itm_logits(const at::Tensor& ids_with_enc,
                                          const at::Tensor& attention_mask,
                                          const CrossAttentionCache& image_kv,
                                          const at::Tensor& image_mask, BertTrace* trace) {
-  const at::Tensor hidden =
-      text_encoder->forward_with_cross_kv(ids_with_enc, attention_mask, image_kv, image_mask, trace);
+  // The head reads position 0 only, so the last layer computes only that (unless traced).
+  const at::Tensor hidden = text_encoder->forward_with_cross_kv(ids_with_enc, attention_mask, image_kv, image_mask,
+                                                                trace, trace ? OutputTokens::All : OutputTokens::First);
   return itm_head->forward(hidden.select(1, 0));
 }
 

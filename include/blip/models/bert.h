@@ -64,6 +64,9 @@ class BertSelfAttentionImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& hidden, const at::Tensor& mask);
   // Attention of `hidden` over precomputed keys/values.
   at::Tensor forward(const at::Tensor& hidden, const CrossAttentionKV& kv, const at::Tensor& mask);
+  // Self-attention for some positions only: `queries` [B, Lq, H] over the keys/values of all of
+  // `states` [B, L, H] (the rows of forward(states, mask) that `queries` are).
+  at::Tensor forward_queries(const at::Tensor& queries, const at::Tensor& states, const at::Tensor& mask);
   // Keys and values of `states` [B, N, W], split into heads.
   CrossAttentionKV project_kv(const at::Tensor& states);
 
@@ -110,6 +113,8 @@ class BertAttentionImpl : public torch::nn::Module {
   BertAttentionImpl(const BertConfig& config, bool is_cross_attention);
   at::Tensor forward(const at::Tensor& hidden, const at::Tensor& mask);
   at::Tensor forward(const at::Tensor& hidden, const CrossAttentionKV& kv, const at::Tensor& mask);
+  // Self-attention block for the positions `queries` of `states` (see BertSelfAttention).
+  at::Tensor forward_queries(const at::Tensor& queries, const at::Tensor& states, const at::Tensor& mask);
 
   BertSelfAttention self{nullptr};
   BertResidualOutput output{nullptr};
@@ -133,6 +138,10 @@ class BertLayerImpl : public torch::nn::Module {
   // Text mode: `cross_kv` is ignored (may be null). Multimodal: `cross_kv` must be given.
   at::Tensor forward(const at::Tensor& hidden, const at::Tensor& self_mask, TextMode mode,
                      const CrossAttentionKV* cross_kv, const at::Tensor& cross_mask);
+  // forward(...)[:, :1]: only the first position's output, [B, 1, H]; the other positions still
+  // serve as self-attention keys and values.
+  at::Tensor forward_first_token(const at::Tensor& hidden, const at::Tensor& self_mask, TextMode mode,
+                                 const CrossAttentionKV* cross_kv, const at::Tensor& cross_mask);
 
   bool has_cross_attention() const { return !crossattention.is_empty(); }
 
@@ -140,8 +149,17 @@ class BertLayerImpl : public torch::nn::Module {
   BertAttention crossattention{nullptr};  // null when add_cross_attention is false
   BertIntermediate intermediate{nullptr};
   BertResidualOutput output{nullptr};
+
+ private:
+  // Cross-attention (multimodal) and the feed-forward block, after the self-attention block.
+  at::Tensor after_self_attention(const at::Tensor& h, TextMode mode, const CrossAttentionKV* cross_kv,
+                                  const at::Tensor& cross_mask);
 };
 TORCH_MODULE(BertLayer);
+
+// The positions the last layer computes: all, or only the first ([CLS] / [ENC]), which is all that
+// the ITM head and the ITC projection read; the encoder's output is then [B, 1, H].
+enum class OutputTokens { All, First };
 
 // Optional record of intermediate outputs (for comparisons with the reference).
 struct BertTrace {
@@ -156,7 +174,8 @@ class BertEncoderImpl : public torch::nn::Module {
   explicit BertEncoderImpl(const BertConfig& config);
   at::Tensor forward(const at::Tensor& hidden, const at::Tensor& self_mask, TextMode mode,
                      const at::Tensor& encoder_hidden_states, const CrossAttentionCache* cross_kv,
-                     const at::Tensor& cross_mask, BertTrace* trace = nullptr);
+                     const at::Tensor& cross_mask, BertTrace* trace = nullptr,
+                     OutputTokens tokens = OutputTokens::All);
 
   std::vector<BertLayer> layers;       // the same modules as `layer`, typed
   torch::nn::ModuleList layer{nullptr};
@@ -184,7 +203,7 @@ class BertModelImpl : public torch::nn::Module {
   at::Tensor forward_with_cross_kv(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                                    const CrossAttentionCache& cross_kv,
                                    const at::Tensor& encoder_attention_mask = {},
-                                   BertTrace* trace = nullptr);
+                                   BertTrace* trace = nullptr, OutputTokens tokens = OutputTokens::All);
 
   const BertConfig& config() const { return config_; }
 
@@ -194,7 +213,7 @@ class BertModelImpl : public torch::nn::Module {
  private:
   at::Tensor run(const at::Tensor& input_ids, const at::Tensor& attention_mask, TextMode mode,
                  const at::Tensor& encoder_hidden_states, const CrossAttentionCache* cross_kv,
-                 const at::Tensor& encoder_attention_mask, BertTrace* trace);
+                 const at::Tensor& encoder_attention_mask, BertTrace* trace, OutputTokens tokens);
   BertConfig config_;
 };
 TORCH_MODULE(BertModel);

@@ -58,7 +58,8 @@ class BlipRetrievalImpl : public torch::nn::Module {
                         const at::Tensor& image_embeds, const at::Tensor& image_mask = {},
                         BertTrace* trace = nullptr);
   // The same with each layer's cross-attention K/V of an image computed once
-  // (cross_attention_kv(image_embeds[i:i+1])) and reused for many texts.
+  // (cross_attention_kv(image_embeds[i:i+1])) and reused for many texts; without a trace the
+  // last layer computes only position 0, the one the head reads (OutputTokens::First).
   CrossAttentionCache cross_attention_kv(const at::Tensor& image_embeds);
   at::Tensor itm_logits(const at::Tensor& ids_with_enc, const at::Tensor& attention_mask,
                         const CrossAttentionCache& image_kv, const at::Tensor& image_mask = {},
