@@ -109,9 +109,10 @@ int main(int argc, char** argv) {
     c10::NoGradGuard no_grad;
     const auto gemm = blip::bench::measure_gemm(2048, at::kFloat);
     const auto core = blip::blas_kernels().core;
-    std::printf("threads %d, OpenBLAS core %s, fused attention kernel %s; 2048^2 fp32 GEMM in this run: %.1f GFLOP/s\n",
+    std::printf("threads %d, OpenBLAS core %s, fused attention kernel %s on %d threads; 2048^2 fp32 GEMM in this run: "
+                "%.1f GFLOP/s\n",
                 args.threads, core.empty() ? "(no OpenBLAS)" : core.c_str(), blip::models::fused_attention_kernel(),
-                gemm.gflops);
+                blip::models::fused_attention_threads(), gemm.gflops);
 
     const auto config = blip::load_retrieval_config(args.config);
     auto model = blip::models::make_blip_retrieval(config, /*with_momentum=*/false);
@@ -139,6 +140,7 @@ int main(int argc, char** argv) {
       blip::retrieval::ItcTextOptions padded, trimmed;
       padded.chunk = trimmed.chunk = chunk;
       padded.trim_padding = false;
+      padded.first_token_only = false;
       at::Tensor padded_feat, trimmed_feat;
       profile_stage("text encoder (ITC), " + std::to_string(chunk) + " captions padded to 35 (evaluation())",
                     gemm.gflops,

@@ -6,6 +6,13 @@ find_package(yaml-cpp REQUIRED)
 find_package(nlohmann_json 3.9 REQUIRED)
 find_package(ZLIB REQUIRED)  # crc32 of checkpoint records
 find_package(ICU REQUIRED COMPONENTS uc)
+# ATen's at::parallel_for is a header template: it runs on torch's OpenMP threads only in code
+# compiled with -fopenmp, and on the calling thread alone otherwise (the fused attention and the
+# checkpoint CRC use it). libtorch itself runs on GCC's libgomp.
+find_package(OpenMP COMPONENTS CXX)
+if(NOT OpenMP_CXX_FOUND)
+  message(WARNING "OpenMP not found: libblip's own parallel loops will run on one thread")
+endif()
 
 if(BLIP_WITH_OPENCV)
   find_package(OpenCV REQUIRED COMPONENTS core imgcodecs imgproc)
@@ -35,7 +42,6 @@ if(BLIP_WITH_FAISS)
   # omp_*) and the Fortran BLAS/LAPACK symbols (sgemm_, ssyrk_, sgesvd_, sgeqrf_). FindLAPACK
   # finds BLAS too; at run time libblas.so.3 is the same OpenBLAS that torch uses.
   if(faiss_FOUND)
-    find_package(OpenMP QUIET COMPONENTS CXX)
     find_package(LAPACK QUIET)
   endif()
   if(NOT faiss_FOUND OR NOT OpenMP_CXX_FOUND OR NOT LAPACK_FOUND)

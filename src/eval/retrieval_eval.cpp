@@ -65,6 +65,7 @@ at::Tensor text_features(BlipRetrievalImpl& model, const retrieval::TextTensors&
   to.chunk = o.text_batch;
   to.device = o.device;
   to.trim_padding = o.mode != EvalMode::Reference;  // reference: BLIP's padded calls
+  to.first_token_only = o.mode != EvalMode::Reference;  // and every position of the last layer
   return retrieval::itc_text_features(model, tokens.input_ids, tokens.attention_mask, range.begin, range.end, to,
                                       [&](std::int64_t n) { bar.advance(n); });
 }

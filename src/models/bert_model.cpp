@@ -75,7 +75,8 @@ at::Tensor BertModelImpl::run(const at::Tensor& input_ids, const at::Tensor& att
 
 at::Tensor BertModelImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                                   TextMode mode, const at::Tensor& encoder_hidden_states,
-                                  const at::Tensor& encoder_attention_mask, BertTrace* trace) {
+                                  const at::Tensor& encoder_attention_mask, BertTrace* trace,
+                                  OutputTokens tokens) {
   if (mode == TextMode::Multimodal) {
     if (!encoder_hidden_states.defined())
       fail("text_encoder", "multimodal mode needs encoder_hidden_states (image embeddings)");
@@ -85,7 +86,7 @@ at::Tensor BertModelImpl::forward(const at::Tensor& input_ids, const at::Tensor&
                                c10::str(encoder_hidden_states.sizes()));
   }
   return run(input_ids, attention_mask, mode, encoder_hidden_states, nullptr,
-             encoder_attention_mask, trace, OutputTokens::All);
+             encoder_attention_mask, trace, tokens);
 }
 
 CrossAttentionCache BertModelImpl::cross_attention_kv(const at::Tensor& encoder_hidden_states) {

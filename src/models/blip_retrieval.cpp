@@ -130,8 +130,9 @@ at::Tensor BlipRetrievalImpl::image_feat(const at::Tensor& image_embeds) {
 }
 
 at::Tensor BlipRetrievalImpl::text_embeds(const at::Tensor& input_ids,
-                                          const at::Tensor& attention_mask, BertTrace* trace) {
-  return text_encoder->forward(input_ids, attention_mask, TextMode::Text, {}, {}, trace);
+                                          const at::Tensor& attention_mask, BertTrace* trace,
+                                          OutputTokens tokens) {
+  return text_encoder->forward(input_ids, attention_mask, TextMode::Text, {}, {}, trace, tokens);
 }
 
 at::Tensor BlipRetrievalImpl::text_feat(const at::Tensor& text_embeds) {

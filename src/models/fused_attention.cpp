@@ -5,6 +5,7 @@
 #include <ATen/record_function.h>
 #include <c10/core/GradMode.h>
 
+#include <atomic>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -92,6 +93,17 @@ std::vector<std::string> runnable_fused_kernels() {
 }
 
 bool fused_attention_enabled() { return t_fused_enabled && kernel().fn != nullptr; }
+
+int fused_attention_threads() {
+  std::atomic<int> threads{1};
+  at::parallel_for(0, 4 * static_cast<std::int64_t>(at::get_num_threads()), 1, [&](std::int64_t, std::int64_t) {
+    const int seen = at::get_thread_num() + 1;
+    int now = threads.load();
+    while (seen > now && !threads.compare_exchange_weak(now, seen)) {
+    }
+  });
+  return threads.load();
+}
 
 bool fused_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              const at::Tensor& key_bias, std::int64_t heads) {

@@ -64,7 +64,9 @@ at::Tensor itc_text_features(models::BlipRetrievalImpl& model, const at::Tensor&
       chunk_ids = chunk_ids.narrow(1, 0, width);
       chunk_mask = chunk_mask.narrow(1, 0, width);
     }
-    const at::Tensor embeds = model.text_embeds(chunk_ids.to(o.device), chunk_mask.to(o.device));
+    const at::Tensor embeds =
+        model.text_embeds(chunk_ids.to(o.device), chunk_mask.to(o.device), nullptr,
+                          o.first_token_only ? models::OutputTokens::First : models::OutputTokens::All);
     out.index_copy_(0, rows, itc_text_feat(model, embeds).to(at::kCPU));
     if (on_chunk) on_chunk(n);
   }

@@ -40,6 +40,13 @@ TEST_P(FirstToken, LastLayerGivesPositionZeroOfTheFullForward) {
       bert->forward_with_cross_kv(ids, mask, image, {}, nullptr, blip::models::OutputTokens::First);
   ASSERT_EQ(first.sizes(), (at::IntArrayRef{5, 1, 128}));
   EXPECT_LE((first.select(1, 0) - full.select(1, 0)).abs().max().item<double>(), 1e-5);
+  // Text mode (the ITC pass) likewise.
+  const at::Tensor text_full =
+      bert->forward(ids, mask, blip::models::TextMode::Text, {}, {}, nullptr, blip::models::OutputTokens::All);
+  const at::Tensor text_first =
+      bert->forward(ids, mask, blip::models::TextMode::Text, {}, {}, nullptr, blip::models::OutputTokens::First);
+  ASSERT_EQ(text_first.sizes(), (at::IntArrayRef{5, 1, 128}));
+  EXPECT_LE((text_first.select(1, 0) - text_full.select(1, 0)).abs().max().item<double>(), 1e-5);
   // Position 0 depends on the other positions (as keys): changing one changes it.
   at::Tensor other = ids.clone();
   other[0][1] = (other[0][1].item<int64_t>() % 99) + 1;

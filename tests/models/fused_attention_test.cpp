@@ -123,6 +123,15 @@ TEST(FusedKernelMask, MaskedKeysGetExactlyZeroWeight) {
   EXPECT_TRUE(at::equal(before, after));
 }
 
+// at::parallel_for runs serially in code compiled without -fopenmp (it is a header template):
+// the kernel must get torch's threads.
+TEST(FusedKernelThreads, BlocksAreSpreadOverTorchsThreads) {
+  const int before = at::get_num_threads();
+  at::set_num_threads(2);
+  EXPECT_EQ(blip::models::fused_attention_threads(), 2);
+  at::set_num_threads(before);
+}
+
 TEST(FusedKernelChoice, RefusesAKernelThisCpuCannotRun) {
   EXPECT_THROW(blip::models::FusedKernelChoice("avx1024"), std::invalid_argument);
 }

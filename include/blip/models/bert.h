@@ -193,7 +193,8 @@ class BertModelImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                      TextMode mode = TextMode::Multimodal,
                      const at::Tensor& encoder_hidden_states = {},
-                     const at::Tensor& encoder_attention_mask = {}, BertTrace* trace = nullptr);
+                     const at::Tensor& encoder_attention_mask = {}, BertTrace* trace = nullptr,
+                     OutputTokens tokens = OutputTokens::All);
 
   // Every layer's cross-attention keys/values of `encoder_hidden_states` [B, N, W].
   CrossAttentionCache cross_attention_kv(const at::Tensor& encoder_hidden_states);

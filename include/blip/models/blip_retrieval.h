@@ -43,9 +43,10 @@ class BlipRetrievalImpl : public torch::nn::Module {
   at::Tensor image_embeds(const at::Tensor& images, VitTrace* trace = nullptr);
   // F.normalize(vision_proj(image_embeds[:, 0, :]), dim=-1): [B, embed_dim].
   at::Tensor image_feat(const at::Tensor& image_embeds);
-  // text_encoder(ids, mask, mode='text').last_hidden_state: [B, L, text_width].
+  // text_encoder(ids, mask, mode='text').last_hidden_state: [B, L, text_width]; with
+  // OutputTokens::First only position 0 of the last layer ([B, 1, text_width]), all text_feat reads.
   at::Tensor text_embeds(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                         BertTrace* trace = nullptr);
+                         BertTrace* trace = nullptr, OutputTokens tokens = OutputTokens::All);
   // F.normalize(text_proj(text_embeds[:, 0, :]), dim=-1): [B, embed_dim].
   at::Tensor text_feat(const at::Tensor& text_embeds);
   at::Tensor text_feat(const at::Tensor& input_ids, const at::Tensor& attention_mask);

@@ -28,4 +28,9 @@ class UnfusedAttention {
 // False while an UnfusedAttention guard lives on this thread, or where the CPU has no kernel.
 bool fused_attention_enabled();
 
+// The threads the kernel's blocks are spread over: torch's intra-op threads
+// (at::get_num_threads()) where libblip was compiled with OpenMP, 1 where it was not (ATen's
+// parallel_for is a header template and runs serially in code built without -fopenmp).
+int fused_attention_threads();
+
 }  // namespace blip::models
