@@ -179,11 +179,11 @@ int main(int argc, char** argv) {
               static_cast<long long>(args.images), static_cast<long long>(args.images * args.captions_per_image),
               static_cast<long long>(args.k_test), args.config.c_str());
   const auto blas_core = blip::blas_kernels().core;
-  std::printf("threads %d, OpenBLAS core %s, OPENBLAS_CORETYPE=%s, fused attention kernel %s on %d threads "
-              "(optimized modes)\n\n",
+  // (Not fused_attention_threads() here: the modes' children are forked from this process, which
+  // must not start OpenMP's thread pool first.)
+  std::printf("threads %d, OpenBLAS core %s, OPENBLAS_CORETYPE=%s, fused attention kernel %s (optimized modes)\n\n",
               args.threads, blas_core.empty() ? "(no OpenBLAS)" : blas_core.c_str(),
-              coretype.empty() ? "(unset)" : coretype.c_str(), blip::models::fused_attention_kernel(),
-              blip::models::fused_attention_threads());
+              coretype.empty() ? "(unset)" : coretype.c_str(), blip::models::fused_attention_kernel());
 
   if (args.load) {
     args.checkpoint = args.work_dir + "/checkpoint.pth";

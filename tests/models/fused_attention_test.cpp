@@ -7,6 +7,7 @@
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include <cmath>
+#include <ostream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -51,6 +52,8 @@ struct KernelCase {
   bool strided;         // q, k, v narrowed out of one [B, N, 3 * width] projection (ViT's qkv)
   AttentionScale scale;
 };
+
+void PrintTo(const KernelCase& c, std::ostream* os) { *os << c.name; }
 
 class FusedKernel : public ::testing::TestWithParam<KernelCase> {};
 
