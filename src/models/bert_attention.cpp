@@ -62,7 +62,8 @@ CrossAttentionKV BertSelfAttentionImpl::project_kv(const at::Tensor& states) {
 // texts at 577 image tokens) and multiply [L, 64] x [64, 577] blocks. Instead all texts' query
 // rows of a head form one matrix, multiplied with that head's K and V, a block of rows at a
 // time so that the score block stays in cache through the softmax: the same sums per score,
-// ~4x faster at BLIP's sizes. Only for an additive mask that is the same for every text.
+// ~4x faster at BLIP's sizes. Only for an additive mask that is the same for every text, and
+// only where the fused kernel does not apply (bf16, a GPU, a CPU without AVX2; fused_attention.h).
 at::Tensor BertSelfAttentionImpl::attend_shared_kv(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                                    const at::Tensor& mask) const {
   const int64_t batch = q.size(0), len = q.size(2), keys = k.size(2);

@@ -25,32 +25,12 @@ struct Avx2 {
   static Reg mul(Reg a, Reg b) { return _mm256_mul_ps(a, b); }
   static Reg div(Reg a, Reg b) { return _mm256_div_ps(a, b); }
   static Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
-  static float reduce_max(Reg x) {
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    return _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps(m, m, 1)));
-  }
-  static float reduce_add(Reg x) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
-  }
-  // As Avx512::exp (fused_attention_avx512.cpp).
-  static Reg exp(Reg x) {
-    x = _mm256_max_ps(x, set1(-88.3762626647949f));
-    x = _mm256_min_ps(x, set1(88.3762626647949f));
-    const Reg fx = _mm256_floor_ps(_mm256_fmadd_ps(x, set1(1.44269504088896341f), set1(0.5f)));
-    x = _mm256_fnmadd_ps(fx, set1(0.693359375f), x);
-    x = _mm256_fnmadd_ps(fx, set1(-2.12194440e-4f), x);
-    Reg y = set1(1.9875691500e-4f);
-    y = _mm256_fmadd_ps(y, x, set1(1.3981999507e-3f));
-    y = _mm256_fmadd_ps(y, x, set1(8.3334519073e-3f));
-    y = _mm256_fmadd_ps(y, x, set1(4.1665795894e-2f));
-    y = _mm256_fmadd_ps(y, x, set1(1.6666665459e-1f));
-    y = _mm256_fmadd_ps(y, x, set1(5.0000001201e-1f));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, set1(1.0f)));
-    const __m256i n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(n));
+  static Reg min(Reg a, Reg b) { return _mm256_min_ps(a, b); }
+  static Reg fnmadd(Reg a, Reg b, Reg c) { return _mm256_fnmadd_ps(a, b, c); }
+  static Reg floor(Reg x) { return _mm256_floor_ps(x); }
+  // 2^n for integral n in [-127, 128], through the exponent field.
+  static Reg pow2(Reg n) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23));
   }
 };
 

@@ -25,26 +25,12 @@ struct Avx512 {
   static Reg mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
   static Reg div(Reg a, Reg b) { return _mm512_div_ps(a, b); }
   static Reg max(Reg a, Reg b) { return _mm512_max_ps(a, b); }
-  static float reduce_max(Reg x) { return _mm512_reduce_max_ps(x); }
-  static float reduce_add(Reg x) { return _mm512_reduce_add_ps(x); }
-  // Cephes' expf (relative error ~1e-7, like the exp ATen uses); 0 below -88.37 (2^-127 is
-  // built with a zero exponent field), which the masked scores (-1e4, -1e9) reach.
-  static Reg exp(Reg x) {
-    x = _mm512_max_ps(x, set1(-88.3762626647949f));
-    x = _mm512_min_ps(x, set1(88.3762626647949f));
-    const Reg fx = _mm512_roundscale_ps(_mm512_fmadd_ps(x, set1(1.44269504088896341f), set1(0.5f)),
-                                        _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    x = _mm512_fnmadd_ps(fx, set1(0.693359375f), x);
-    x = _mm512_fnmadd_ps(fx, set1(-2.12194440e-4f), x);
-    Reg y = set1(1.9875691500e-4f);
-    y = _mm512_fmadd_ps(y, x, set1(1.3981999507e-3f));
-    y = _mm512_fmadd_ps(y, x, set1(8.3334519073e-3f));
-    y = _mm512_fmadd_ps(y, x, set1(4.1665795894e-2f));
-    y = _mm512_fmadd_ps(y, x, set1(1.6666665459e-1f));
-    y = _mm512_fmadd_ps(y, x, set1(5.0000001201e-1f));
-    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, set1(1.0f)));
-    const __m512i n = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(fx), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(y, _mm512_castsi512_ps(n));
+  static Reg min(Reg a, Reg b) { return _mm512_min_ps(a, b); }
+  static Reg fnmadd(Reg a, Reg b, Reg c) { return _mm512_fnmadd_ps(a, b, c); }
+  static Reg floor(Reg x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
+  // 2^n for integral n in [-127, 128], through the exponent field.
+  static Reg pow2(Reg n) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127)), 23));
   }
 };
 

@@ -18,6 +18,25 @@ namespace {
 
 constexpr std::int64_t round_up(std::int64_t x, std::int64_t m) { return (x + m - 1) / m * m; }
 
+// exp(x) as Cephes' expf computes it (relative error ~1e-7, like the exp ATen uses), from the
+// vector type's primitives; 0 below -88.37 (2^-127 is built with a zero exponent field), which the
+// masked scores (-1e4, -1e9) reach.
+template <class V>
+inline typename V::Reg cephes_exp(typename V::Reg x) {
+  using Reg = typename V::Reg;
+  x = V::min(V::max(x, V::set1(-88.3762626647949f)), V::set1(88.3762626647949f));
+  const Reg n = V::floor(V::fmadd(x, V::set1(1.44269504088896341f), V::set1(0.5f)));  // round(x / ln 2)
+  x = V::fnmadd(n, V::set1(0.693359375f), x);  // x - n ln 2, in two parts
+  x = V::fnmadd(n, V::set1(-2.12194440e-4f), x);
+  // A plain array, not an initializer_list: nothing from the standard library in the ISA units.
+  constexpr float kPolynomial[] = {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f,
+                                   5.0000001201e-1f};
+  Reg y = V::set1(1.9875691500e-4f);
+  for (const float c : kPolynomial) y = V::fmadd(y, x, V::set1(c));
+  y = V::fmadd(y, V::mul(x, x), V::add(x, V::set1(1.0f)));
+  return V::mul(y, V::pow2(n));
+}
+
 // st[j][c*W ..] = sum_d k[j][d] * qt[d][c*W ..] for J keys and C vectors of query rows.
 template <class V, int J, int C>
 inline void score_tile(const float* k, std::int64_t k_stride, const float* qt, std::int64_t dim,
@@ -111,7 +130,7 @@ inline void softmax_columns(const AttentionBlock& b, std::int64_t vectors, float
     for (std::int64_t j = 1; j < keys; ++j) m = V::max(m, V::load(col + j * RT));
     typename V::Reg sum = V::zero();
     for (std::int64_t j = 0; j < keys; ++j) {
-      const typename V::Reg e = V::exp(V::sub(V::load(col + j * RT), m));
+      const typename V::Reg e = cephes_exp<V>(V::sub(V::load(col + j * RT), m));
       V::store(col + j * RT, e);
       sum = V::add(sum, e);
     }
