@@ -8,10 +8,15 @@ find_package(ZLIB REQUIRED)  # crc32 of checkpoint records
 find_package(ICU REQUIRED COMPONENTS uc)
 # ATen's at::parallel_for is a header template: it runs on torch's OpenMP threads only in code
 # compiled with -fopenmp, and on the calling thread alone otherwise (the fused attention and the
-# checkpoint CRC use it). libtorch itself runs on GCC's libgomp.
-find_package(OpenMP COMPONENTS CXX)
-if(NOT OpenMP_CXX_FOUND)
-  message(WARNING "OpenMP not found: libblip's own parallel loops will run on one thread")
+# checkpoint CRC use it). libtorch runs on GCC's libgomp, so only GCC's -fopenmp is used: clang's
+# would bring a second OpenMP runtime (libomp) into the process.
+set(BLIP_WITH_OPENMP OFF)
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+  find_package(OpenMP COMPONENTS CXX)
+  set(BLIP_WITH_OPENMP ${OpenMP_CXX_FOUND})
+endif()
+if(NOT BLIP_WITH_OPENMP)
+  message(WARNING "no GCC OpenMP: libblip's own parallel loops will run on one thread")
 endif()
 
 if(BLIP_WITH_OPENCV)
@@ -42,6 +47,7 @@ if(BLIP_WITH_FAISS)
   # omp_*) and the Fortran BLAS/LAPACK symbols (sgemm_, ssyrk_, sgesvd_, sgeqrf_). FindLAPACK
   # finds BLAS too; at run time libblas.so.3 is the same OpenBLAS that torch uses.
   if(faiss_FOUND)
+    find_package(OpenMP QUIET COMPONENTS CXX)
     find_package(LAPACK QUIET)
   endif()
   if(NOT faiss_FOUND OR NOT OpenMP_CXX_FOUND OR NOT LAPACK_FOUND)
