@@ -21,7 +21,6 @@
 #include <cstdio>
 #include <functional>
 #include <numeric>
-#include <optional>
 #include <thread>
 
 #include "blip/blas_kernels.h"
@@ -162,13 +161,14 @@ int main(int argc, char** argv) {
                   gemm.gflops, [&] { logits = scorer.image_logits(one_image, texts); });
     // Reference: BLIP's call for the first few pairs (padded, the image repeated, no sharing).
     const std::int64_t check = std::min<std::int64_t>(args.texts, 8);
-    std::optional<blip::models::UnfusedAttention> blips_operators;  // ATen's attention, as BLIP
-    blips_operators.emplace();
-    const at::Tensor ref = model->itm_logits(texts.ids().narrow(0, 0, check), texts.attention_mask().narrow(0, 0, check),
-                                             one_image.expand({check, -1, -1}).contiguous(),
-                                             at::ones({check, one_image.size(1)}, at::kLong));
+    at::Tensor ref;
+    {
+      const blip::models::UnfusedAttention blips_operators;  // ATen's attention, as BLIP
+      ref = model->itm_logits(texts.ids().narrow(0, 0, check), texts.attention_mask().narrow(0, 0, check),
+                              one_image.expand({check, -1, -1}).contiguous(),
+                              at::ones({check, one_image.size(1)}, at::kLong));
+    }
     const double itm_diff = logits.defined() ? (logits.narrow(0, 0, check) - ref).abs().max().item<double>() : 0.0;
-    blips_operators.reset();
 
     std::printf("\ncheck (tolerance %.0e):", kTolerance);
     if (args.run("text")) std::printf(" ITC text features trimmed vs padded max |diff| %.2e;", text_diff);

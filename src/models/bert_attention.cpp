@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "blip/models/bert.h"
+#include "blip/models/fused_attention.h"
 #include "models/attention_scale.h"
 #include "models/fused_attention.h"
 #include "models/reduced_precision.h"
@@ -95,7 +96,7 @@ at::Tensor BertSelfAttentionImpl::attend(const at::Tensor& hidden, const at::Ten
   // The fused kernel takes a mask that is the same for every query ([B, 1, 1, N]) as a bias per key.
   const bool per_key_mask = !mask.defined() || (mask.dim() == 4 && mask.size(1) == 1 && mask.size(2) == 1 &&
                                                 mask.size(3) == k.size(2));
-  if (!is_training() && per_key_mask) {
+  if (!is_training() && per_key_mask && fused_attention_enabled()) {
     const at::Tensor keys = merge_heads(k), values = merge_heads(v);
     const at::Tensor bias = mask.defined() ? mask.reshape({mask.size(0), mask.size(3)}) : at::Tensor();
     if (fused_attention_applies(projected, keys, values, bias, heads_)) {

@@ -131,9 +131,10 @@ at::Tensor fused_attention(const at::Tensor& q_in, const at::Tensor& k, const at
   const std::int64_t batch = q_in.size(0), len = q_in.size(1), width = q_in.size(2), keys = k.size(1);
   const std::int64_t dim = width / heads;
   at::Tensor out = at::empty({batch, len, width}, q_in.options());
+  if (out.numel() == 0) return out;  // no query rows: nothing to split into tasks
 
   // Keys and bias shared by the whole batch, with query rows evenly spaced: one long run of rows
-  // per head, so that each task copies that head's keys and values for many rows.
+  // per head, split into tasks of whole tiles (a text's few rows would leave most lanes empty).
   at::Tensor q = q_in, o = out;
   const bool shared = k.size(0) == 1 && (!key_bias.defined() || key_bias.size(0) == 1);
   if (shared && batch > 1 && q.stride(0) == len * q.stride(1)) {

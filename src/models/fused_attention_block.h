@@ -1,6 +1,6 @@
 // One block of fused CPU attention: softmax(q k^T + key_bias) v for a few query rows of one
-// head against all of its keys, in float32, with the scores kept in a small buffer (L1) between
-// the two products. The instruction-set-specific kernels live in their own translation units
+// head against all of its keys, in float32, with the scores kept in a workspace buffer (in cache)
+// between the two products. The instruction-set-specific kernels live in their own translation units
 // (fused_attention_avx512.cpp, fused_attention_avx2.cpp) compiled with their -m flags; this
 // header has no templates or library includes so that nothing compiled for a wider instruction
 // set can be picked by the linker for other code.

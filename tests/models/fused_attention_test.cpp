@@ -151,6 +151,9 @@ TEST(FusedKernelApplies, OnlyFloat32WithoutGradientsAndWithMatchingShapes) {
     EXPECT_FALSE(blip::models::fused_attention_applies(q, k, v, at::zeros({2, 6}), 2));
     EXPECT_FALSE(blip::models::fused_attention_applies(q, k, v, at::Tensor(), 3));  // 64 % 3
     EXPECT_FALSE(blip::models::fused_attention_applies(q.transpose(1, 2), k, v, at::Tensor(), 2));
+    // No query rows: an empty result, not a division by zero when splitting the rows into tasks.
+    EXPECT_EQ(blip::models::fused_attention(q.narrow(1, 0, 0), k, v, at::Tensor(), 2, q_scaled(0.125f)).sizes(),
+              (at::IntArrayRef{2, 0, 64}));
     blip::models::UnfusedAttention unfused;
     EXPECT_FALSE(blip::models::fused_attention_enabled());
     EXPECT_FALSE(blip::models::fused_attention_applies(q, k, v, at::Tensor(), 2));
