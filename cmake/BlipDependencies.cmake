@@ -57,3 +57,17 @@ if(BLIP_WITH_FAISS)
     message(STATUS "FAISS ${faiss_VERSION}: approximate image search enabled")
   endif()
 endif()
+
+# One libgomp in the process: where torch brings its own (a pip wheel), our -fopenmp objects (and
+# FAISS's) link that copy instead of the system's (BlipTorchOpenMP.cmake says why).
+# After every find_package(OpenMP) above: each one resets the imported target's link libraries.
+include(BlipTorchOpenMP)
+set(BLIP_TORCH_LIBGOMP "")
+if(TARGET OpenMP::OpenMP_CXX)
+  blip_torch_cpu_library(_blip_torch_cpu)
+  blip_torch_bundled_libgomp("${_blip_torch_cpu}" BLIP_TORCH_LIBGOMP)
+  if(BLIP_TORCH_LIBGOMP)
+    message(STATUS "OpenMP: linking torch's own runtime ${BLIP_TORCH_LIBGOMP}")
+    set_property(TARGET OpenMP::OpenMP_CXX PROPERTY INTERFACE_LINK_LIBRARIES "${BLIP_TORCH_LIBGOMP};Threads::Threads")
+  endif()
+endif()

@@ -6,10 +6,13 @@
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <ostream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "blip/config.h"
@@ -128,10 +131,18 @@ TEST(FusedKernelMask, MaskedKeysGetExactlyZeroWeight) {
 
 // at::parallel_for runs serially in code compiled without -fopenmp (it is a header template):
 // the kernel must get torch's threads.
+// Our parallel loops take torch's thread count. The count set is one that an OpenMP runtime of
+// their own (not the one at::set_num_threads sets) would not pick by itself: neither the cores
+// nor OMP_NUM_THREADS. Without -fopenmp the loops run on the calling thread alone: 1.
 TEST(FusedKernelThreads, BlocksAreSpreadOverTorchsThreads) {
   const int before = at::get_num_threads();
-  at::set_num_threads(2);
-  EXPECT_EQ(blip::models::fused_attention_threads(), 2);
+  const char* env = std::getenv("OMP_NUM_THREADS");
+  const int threads = std::max({2, static_cast<int>(std::thread::hardware_concurrency()),
+                                env != nullptr ? std::atoi(env) : 0}) + 1;
+  at::set_num_threads(threads);
+  EXPECT_EQ(blip::models::fused_attention_threads(), threads);
+  at::set_num_threads(1);
+  EXPECT_EQ(blip::models::fused_attention_threads(), 1);
   at::set_num_threads(before);
 }
 
