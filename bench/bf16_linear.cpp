@@ -192,6 +192,7 @@ int main(int argc, char** argv) {
   std::printf("LibTorch %d.%d, threads=%d, openblas core: %s, oneDNN: %s\n", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR,
               at::get_num_threads(), blas.core.empty() ? "(no OpenBLAS)" : blas.core.c_str(),
               blip::bench::has_onednn() ? "yes" : "no");
+  std::printf("bf16 hardware: %s\n", blip::bench::bf16_hardware_summary().c_str());
 
   const auto batches = split(batches_arg), only = split(only_arg);
   std::vector<Candidate> all;

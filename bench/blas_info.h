@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "blip/bf16_hardware.h"
 #include "blip/blas_kernels.h"
 
 namespace blip::bench {
@@ -18,5 +19,11 @@ inline std::string openblas_corename() { return blip::blas_kernels().core; }
 inline std::string openblas_config() { return blip::blas_kernels().config; }
 
 inline bool has_onednn() { return at::hasMKLDNN(); }
+
+// What a bf16 figure ran on: "AMX" or why bf16 cannot beat fp32 on this CPU (blip/bf16_hardware.h).
+inline std::string bf16_hardware_summary() {
+  const blip::Bf16Hardware h = blip::bf16_hardware();
+  return h.amx_usable() ? "AMX" : blip::cpu_bf16_warning(h);
+}
 
 }  // namespace blip::bench

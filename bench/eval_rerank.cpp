@@ -42,6 +42,7 @@
 #include "blip/models/state_dict.h"
 #include "blip/text/wordpiece_tokenizer.h"
 #include "flop_model.h"
+#include "blas_info.h"
 #include "child_process.h"
 #include "gemm_reference.h"
 #include "synthetic_retrieval.h"
@@ -181,9 +182,10 @@ int main(int argc, char** argv) {
   const auto blas_core = blip::blas_kernels().core;
   // (Not fused_attention_threads() here: the modes' children are forked from this process, which
   // must not start OpenMP's thread pool first.)
-  std::printf("threads %d, OpenBLAS core %s, OPENBLAS_CORETYPE=%s, fused attention kernel %s (optimized modes)\n\n",
+  std::printf("threads %d, OpenBLAS core %s, OPENBLAS_CORETYPE=%s, fused attention kernel %s (optimized modes)\n",
               args.threads, blas_core.empty() ? "(no OpenBLAS)" : blas_core.c_str(),
               coretype.empty() ? "(unset)" : coretype.c_str(), blip::models::fused_attention_kernel());
+  std::printf("bf16 hardware: %s\n\n", blip::bench::bf16_hardware_summary().c_str());
 
   if (args.load) {
     args.checkpoint = args.work_dir + "/checkpoint.pth";

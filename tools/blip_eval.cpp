@@ -231,6 +231,7 @@ int main(int argc, char** argv) {
       });
     }
     dist.barrier();
+    if (main_rank) blip::cli::note_cpu_bf16("blip_eval", precision == at::kBFloat16 && device.is_cpu());
     if (write_errors.empty()) return 0;
     // The table is out; now say what could not be saved.
     std::fflush(stdout);

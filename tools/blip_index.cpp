@@ -141,6 +141,7 @@ int main(int argc, char** argv) {
                 report.embedded > 0 && seconds > 0 ? static_cast<double>(report.embedded) / seconds : 0.0,
                 static_cast<long long>(report.kept), static_cast<long long>(report.removed), report.skipped.size(),
                 index.has_tokens() ? ", with ViT tokens" : "");
+    blip::cli::note_cpu_bf16("blip_index", precision_arg == "bf16" && device.is_cpu());
     return 0;
   } catch (...) {
     return blip::cli::report_exception("blip_index", "lower --batch_size or use --precision bf16");

@@ -148,6 +148,7 @@ int main(int argc, char** argv) {
       blip::retrieval::write_results_page(html_path, results);
       if (!quiet) std::fprintf(stderr, "blip_search: wrote %s\n", html_path.c_str());
     }
+    blip::cli::note_cpu_bf16("blip_search", precision_arg == "bf16" && device_arg.rfind("cuda", 0) != 0);
     return 0;
   } catch (...) {
     return blip::cli::report_exception("blip_search", "lower --rerank");

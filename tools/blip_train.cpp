@@ -103,6 +103,7 @@ int main(int argc, char** argv) {
       std::printf("done: %lld steps, best val r_mean %.2f at epoch %lld (%s)\n",
                   static_cast<long long>(r.global_step), r.best, static_cast<long long>(r.best_epoch),
                   output_dir.c_str());
+    if (dist.is_main()) blip::cli::note_cpu_bf16("blip_train", o.precision == at::kBFloat16 && o.device.is_cpu());
     return 0;
   } catch (...) {
     return blip::cli::report_exception("blip_train", "lower batch_size_train or image_size");

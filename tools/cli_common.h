@@ -16,6 +16,7 @@
 #include <string>
 #include <type_traits>
 
+#include "blip/bf16_hardware.h"
 #include "blip/error.h"
 
 namespace blip::cli {
@@ -111,6 +112,17 @@ inline CLI::Validator positive_up_to(double hi) { return detail::range_validator
 inline CLI::Validator non_empty_path() {
   return CLI::Validator([](std::string& input) { return input.empty() ? std::string("empty path") : std::string(); },
                         "PATH");
+}
+
+// After a successful run in bf16 on the CPU: one line on stderr where this CPU has no usable AMX,
+// so that bf16 only cost precision (blip/bf16_hardware.h). At the end, so that a run that fails
+// still prints one line, its error.
+inline void note_cpu_bf16(const char* tool, bool bf16_on_cpu) {
+  if (!bf16_on_cpu) return;
+  const std::string warning = blip::cpu_bf16_warning(blip::bf16_hardware());
+  if (warning.empty()) return;
+  std::fflush(stdout);  // after the run's own output where both go to one pipe
+  std::fprintf(stderr, "%s: note: %s; --precision fp32 is the better choice on this CPU\n", tool, warning.c_str());
 }
 
 // Call inside `catch (...)`: prints the exception in flight as one line and returns the exit code.

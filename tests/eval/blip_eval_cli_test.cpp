@@ -3,6 +3,7 @@
 // (exit 1) per bad input, and a 2-process torchrun-style launch.
 #include <gtest/gtest.h>
 
+#include "blip/bf16_hardware.h"
 #include "blip/eval/itm_metrics.h"
 #include "blip/eval/report.h"
 #include "blip/io/safetensors.h"
@@ -137,6 +138,8 @@ TEST(BlipEvalCli, BfloatPrecisionRuns) {
   const std::string out = blip::test::temp_dir() + "/out";
   const auto r = run_command(base_args() + " --split test --precision bf16 --save-scores --output_dir " + quote(out));
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  // A CPU without usable AMX gets told that bf16 is not faster there (blip/bf16_hardware.h).
+  EXPECT_EQ(r.output.find("blip_eval: note: ") != std::string::npos, !blip::bf16_hardware().amx_usable()) << r.output;
   const auto ours = blip::io::load_safetensors(out + "/scores_test.safetensors");
   const auto blip_scores = blip::io::load_safetensors(blip_ref_dir() + "/eval/scores.safetensors");
   ASSERT_EQ(ours.size(), 2u);
