@@ -1,6 +1,8 @@
 // nn.Linear with the same state-dict names ("weight" [out, in], "bias" [out]), forward and random
 // initialisation as torch's, except that its initialisation can be skipped (random_init.h) when a
 // checkpoint will overwrite every weight: drawing ~200 M random numbers took most of a model load.
+// The forward is Python's (at::linear: one addmm with the bias); LibTorch 1.13's C++ nn::Linear
+// does a matmul and then adds the bias for 3-D inputs, which rounds differently (README, demo).
 #pragma once
 
 #include <torch/nn/cloneable.h>
