@@ -37,11 +37,11 @@ namespace {
 constexpr double kFp32Tolerance = 1e-5;
 constexpr double kBf16MinCosine = 0.99;
 
+#ifdef BLIP_WITH_OPENCV
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-#ifdef BLIP_WITH_OPENCV
 // Photo-sized JPEGs (640x480, as COCO's) with smooth structure and noise, so decoding costs what
 // it costs on real photos.
 std::vector<std::string> write_images(const std::string& dir, int count) {

@@ -7,11 +7,11 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <numeric>
 #include <system_error>
 
 #include "blip/error.h"
+#include "blip/io/atomic_write.h"
 
 #ifdef BLIP_WITH_OPENCV
 #include <opencv2/core.hpp>
@@ -171,14 +171,6 @@ std::string image_name(const std::string& split, std::int64_t index) {
   char name[32];
   std::snprintf(name, sizeof name, "%06lld.png", static_cast<long long>(index));
   return "images/" + split + "/" + name;
-}
-
-void write_text(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) fail(path.string(), "cannot open for writing");
-  out << text;
-  out.flush();
-  if (!out) fail(path.string(), "write error");
 }
 
 #ifdef BLIP_WITH_OPENCV
@@ -430,13 +422,13 @@ SyntheticScenesSummary write_synthetic_scenes(const std::string& out_dir, const 
     }
     fs::create_directories(root / "annotation", ec);
     if (ec) fail((root / "annotation").string(), "cannot create folder: " + ec.message());
-    write_text(root / "annotation" / ("retrieval_" + split + ".json"), ann.dump());
+    io::write_file_atomic((root / "annotation" / ("retrieval_" + split + ".json")).string(), ann.dump());
     const auto images = static_cast<std::int64_t>(scenes.size());
     if (split == "train") summary.train_images = images, summary.train_captions = captions;
     if (split == "val") summary.val_images = images, summary.val_captions = captions;
     if (split == "test") summary.test_images = images, summary.test_captions = captions;
   }
-  write_text(root / "captions.txt", captions_txt);
+  io::write_file_atomic((root / "captions.txt").string(), captions_txt);
   return summary;
 #endif
 }
