@@ -37,8 +37,8 @@ function(blip_torch_bundled_libgomp torch_cpu out)
   endif()
   get_filename_component(_dir "${torch_cpu}" DIRECTORY)
   if(NOT EXISTS "${_dir}/${_name}")
-    message(WARNING "${torch_cpu} needs ${_name}, which is not beside it: "
-                    "libblip links the system's libgomp (a second OpenMP runtime)")
+    message(WARNING "${torch_cpu} needs ${_name}, which is not beside it: libblip links the "
+                    "system's libgomp, which then serves torch's OpenMP calls too")
     return()
   endif()
   set(${out} "${_dir}/${_name}" PARENT_SCOPE)
