@@ -4,7 +4,7 @@
 # with templated captions, in BLIP's annotation formats), trains a SentencePiece tokenizer on its
 # captions, trains a small BLIP retrieval model FROM SCRATCH on the CPU (configs/demo/), evaluates
 # the best checkpoint on the test split and prints BLIP's recall table. Training and evaluation
-# take about 4-6 minutes on 2 cores; test recall@1 climbs from chance (1% for 100 images) to
+# take about 4-8 minutes on 2 cores; test recall@1 climbs from chance (1% for 100 images) to
 # 50-75% (README: the spread over seeds and float rounding).
 # Usage: scripts/demo.sh   (BUILD_DIR=build, THREADS=all cores; everything it writes is in demo/)
 set -euo pipefail
